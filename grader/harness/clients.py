@@ -90,6 +90,8 @@ class StudentClient:
         return min(limit, left), left < limit
 
     def _start(self) -> None:
+        if self.import_failure:  # the same top-level code would fail the same way: don't wait again
+            raise StudentError(self.import_failure)
         timeout, total_bound = self._remaining(self.import_timeout)
         self.channel = self._spawn()
         try:

@@ -9,6 +9,7 @@ nothing a student process can write reaches that channel.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -56,6 +57,8 @@ def warm_up() -> dict:
     buffer.seek(0)
     torch.load(buffer, weights_only=True)
     list(torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(4, 2)), batch_size=3, shuffle=True))
+    gc.collect()
+    gc.freeze()  # the warm heap stays shared with every fork: no copy-on-write from the collector
     return {"torch": torch.__version__, "python": sys.version.split()[0], "pid": os.getpid()}
 
 
