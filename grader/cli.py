@@ -109,6 +109,33 @@ def validate(slugs: tuple[str, ...], sandbox: str | None) -> None:
     sys.exit(0 if ok else 1)
 
 
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--assignment", "slug", required=True, help="Assignment slug (see `grader assignments`).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Sandboxes grading in parallel. Default: as many as cores and memory allow.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory (default: PATH-graded beside PATH). Re-runs resume from its state.")
+@sandbox_option
+@click.option("--id-pattern", default=None,
+              help="Regex finding the student id in file or folder names: group `id` (or the first group), "
+                   "optional group `name`. Default: the whole name.")
+@click.option("--canvas-id", default=None, help="Canvas assignment id for canvas.csv's score column (default: the slug).")
+def batch(path: Path, slug: str, jobs: int | None, out: Path | None, sandbox: str | None,
+          id_pattern: str | None, canvas_id: str | None) -> None:
+    """Grade a class: PATH is a directory or zip with one file or one folder per student.
+    Writes DIR/gradebook.csv, canvas.csv, reports/, summary.json and summary.html (see docs/batch.md)."""
+    from grader.batch import CollectError
+    from grader.batch.command import run_batch
+
+    try:
+        spec = assignments.get(slug)
+        sys.exit(run_batch(path, spec, resolve_sandbox(sandbox), jobs=jobs, out=out,
+                           id_pattern=id_pattern, canvas_id=canvas_id))
+    except (assignments.UnknownAssignment, CollectError, SandboxError) as exc:
+        fail(str(exc))
+
+
 @main.command(name="assignments")
 def list_assignments() -> None:
     """List the assignments this grader knows."""
