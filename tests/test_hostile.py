@@ -26,7 +26,7 @@ FULL = 18.0
 # Points `wrong.py` earns: its floats are rightly "detached" in the two detachment checks.
 WRONG_SCORE = 2.0
 POINTS = {"z_fn": 3.0, "grad_b": 2.0, "sgd_step": 5.0, "maximize": 6.0, "accumulated_grad": 2.0}
-LIMITS = "[limits]\nprobe_timeout = 2\nimport_timeout = 4\ntotal_timeout = 25\nmemory_mb = 512\n"
+LIMITS = "[limits]\nprobe_timeout = 2\nimport_timeout = 4\ntotal_timeout = 25\nmemory_mb = 512\npids = 64\n"
 
 
 def _launchers() -> list:

@@ -44,10 +44,6 @@ def roundtrip(value: Any) -> Any:
     return torch.load(buffer, weights_only=True)
 
 
-def _describe_call(probe: str, inputs: dict) -> str:
-    return probe
-
-
 class ReferenceClient:
     """Runs probes on the reference solution, in the grader process."""
 

@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from grader.harness import isolation
@@ -217,7 +218,8 @@ class ForkServer:
         data_dir = assignment_dir / "data"
         data = {p.name: p.read_bytes() for p in data_dir.iterdir() if p.is_file()} if data_dir.is_dir() else {}
         if self.config.get("isolate"):
-            isolation.isolate_filesystem(self.config["hide"], self.config["keep"], limits["workdir_mb"])
+            isolation.isolate_filesystem(self.config["hide"], self.config["keep"], self.config["private"],
+                                         limits["workdir_mb"])
         os.makedirs(self.workdir, exist_ok=True)
         for name, content in data.items():
             Path(self.workdir, name).write_bytes(content)
@@ -267,7 +269,13 @@ def main() -> None:
     os.dup2(2, 1)
     channel = Channel(0, host_out)
     isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
-    info = warm_up()
+    if config.get("isolate"):
+        with ThreadPoolExecutor(1) as scanner:
+            private = scanner.submit(isolation.world_writable_dirs)
+            info = warm_up()
+            config["private"] = private.result()
+    else:
+        info = warm_up()
     channel.send_json({"event": "ready", **info})
     ForkServer(config, channel).serve()
 

@@ -10,6 +10,7 @@ import ctypes
 import os
 import resource
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -53,10 +54,10 @@ def _tmpfs(target: str, size_mb: int, mode: str = "1777") -> None:
     _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size_mb}m,mode={mode}")
 
 
-def isolate_filesystem(hide: list[str], keep: list[str], scratch_mb: int) -> None:
-    """New mount and network namespaces: private empty scratch dirs, `hide` covered by empty
-    tmpfs (reference, checks, other submissions, the host user's home), `keep` (the Python
-    installation) shown again inside them."""
+def isolate_filesystem(hide: list[str], keep: list[str], private: list[str], scratch_mb: int) -> None:
+    """New mount and network namespaces: `private` (every directory anyone may write) replaced
+    by empty tmpfs, `hide` covered by empty tmpfs (reference, checks, other submissions, the
+    host user's home), `keep` (the Python installation) shown again inside them."""
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _tmpfs("/tmp", scratch_mb)
@@ -75,9 +76,24 @@ def isolate_filesystem(hide: list[str], keep: list[str], scratch_mb: int) -> Non
         os.makedirs(path, exist_ok=True)
         _mount(stage, path, None, MS_MOVE)
         os.rmdir(stage)
-    for path in SHARED_WRITABLE[1:]:
-        if os.path.isdir(path):
+    for path in private:
+        if path != "/tmp" and os.path.isdir(path) and not any(_inside(path, h) for h in hide + ["/tmp"]):
             _tmpfs(path, 16)
+
+
+def world_writable_dirs() -> list[str]:
+    """Directories anyone may write on the root filesystem (the student gets private ones).
+    A walk of the whole tree: the fork server runs it while it warms up."""
+    found = set(SHARED_WRITABLE)
+    root_dev = os.stat("/").st_dev
+    for top, dirnames, _ in os.walk("/"):
+        info = os.stat(top)
+        if top in ("/proc", "/sys", "/dev") or info.st_dev != root_dev:
+            dirnames[:] = []
+        elif info.st_mode & stat.S_IWOTH:
+            found.add(top)
+            dirnames[:] = []  # what is inside is hidden with it
+    return sorted(p for p in found if os.path.isdir(p))
 
 
 def _inside(path: str, parent: str) -> bool:

@@ -99,8 +99,10 @@ def _plain(value: Any) -> Any:
         return value.detach().clone() if value.requires_grad or value.grad_fn is not None else value
     if isinstance(value, torch.Size):
         return tuple(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value) if type(value) in (list, tuple) else tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):  # named tuples and other subclasses cross as plain tuples
+        return tuple(_plain(v) for v in value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     raise TypeError(f"a {type(value).__name__} is not plain data (tensors, numbers, strings, lists, dicts)")
