@@ -143,5 +143,10 @@ def list_assignments() -> None:
         click.echo(f"{spec.slug:<18} v{spec.version:<7} {spec.max_score:>5g} pts  {len(spec.checks):>2} checks  {spec.title}")
 
 
+from grader.app.commands import register as register_service_commands  # noqa: E402  (needs sandbox_option)
+
+register_service_commands(main, sandbox_option)
+
+
 if __name__ == "__main__":
     main()
