@@ -7,16 +7,19 @@ import hashlib
 import hmac
 import json
 import shutil
+import re
 import stat
 import subprocess
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from jwcrypto import jwk
+from werkzeug.wrappers import Request, Response
 
 from grader.lms import (
     AttemptResult, LtiPlatform, RetryPolicy, SecretBox, SecretBoxError, SignatureError, TokenCache, ToolKeys,
-    WebhookError, callback_payload, decide, deliver_callback, max_body_bytes, new_secret, next_attempt_delay,
+    Webhook, WebhookError, callback_payload, decide, deliver_callback, max_body_bytes, new_secret, next_attempt_delay,
     parse_form, parse_json, post_score, score_document, scores_url, sign, signed_headers, verify,
 )
 from grader.report import Report
@@ -152,6 +155,36 @@ def test_multipart_webhook_fields_are_validated_the_same_way():
         parse_form(fields, None, b"", max_bytes=1000)
     with pytest.raises(WebhookError, match="callback_url"):
         parse_form({**fields, "callback_url": "ftp://x"}, "a.py", b"x", max_bytes=1000)
+
+
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("openssl")), reason="needs curl and openssl")
+def test_the_documented_curl_example_sends_a_webhook_the_library_accepts(tmp_path):
+    """Runs the shell example of docs/lms.md against a stand-in endpoint that checks it with this library."""
+    doc = (Path(__file__).parents[1] / "docs" / "lms.md").read_text()
+    (script,) = [block for block in re.findall(r"```bash\n(.*?)```", doc, re.S) if "openssl dgst" in block]
+    accepted: list[Webhook] = []
+
+    @Request.application
+    def endpoint(request):
+        body = request.get_data()
+        try:
+            verify(SECRET, request.headers.get("X-Grader-Signature"), request.headers.get("X-Grader-Timestamp"), body)
+            accepted.append(parse_json(body, max_bytes=5_000_000))
+        except (SignatureError, WebhookError) as exc:
+            return Response(str(exc), status=400)
+        return Response("accepted", status=202)
+
+    notebook = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) * 30
+    (tmp_path / "maximize.ipynb").write_text(notebook)
+    with LocalServer(endpoint) as grader:
+        script = script.replace("http://127.0.0.1:8000", grader.url).replace("whsec_paste-the-secret-here", SECRET)
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=30)
+    assert done.stdout == "accepted", done.stdout + done.stderr
+    (hook,) = accepted
+    assert (hook.fields.assignment, hook.fields.external_id, hook.filename) == ("maximize", "canvas-1234",
+                                                                              "maximize.ipynb")
+    assert hook.data == notebook.encode()
 
 
 # --- backoff and decisions -----------------------------------------------------------------------
@@ -301,7 +334,7 @@ def test_callback_payload_carries_the_student_view_unless_configured():
         tests=[{"id": "t", "name": "hidden", "function": "maximize", "score": 0, "max_score": 3,
                 "status": "failed", "output": "expected 2, got -7", "visibility": "hidden"}],
     )
-    student = callback_payload(report, external_id="e-1", student="s-1", submission_url="http://g/api/v1/submissions/sub-1")
+    student = callback_payload(report, external_id="e-1", student="s-1", submission_url="http://g/submissions/sub-1")
     assert {k: student[k] for k in ("event", "external_id", "student", "assignment", "score", "max_score")} == {
         "event": "submission.graded", "external_id": "e-1", "student": "s-1", "assignment": "maximize",
         "score": 2, "max_score": 5}

@@ -13,15 +13,16 @@ from grader.lms.outbox import (
     next_attempt_delay,
 )
 from grader.lms.signing import (
-    SIGNATURE_HEADER, TIMESTAMP_HEADER, SecretBox, SecretBoxError, SignatureError, new_secret, sign,
-    signed_headers, verify,
+    INTEGRATION_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, SecretBox, SecretBoxError, SignatureError, new_secret,
+    sign, signed_headers, verify,
 )
 from grader.lms.webhook import Webhook, WebhookError, WebhookFields, WebhookJson, max_body_bytes, parse_form, parse_json
 
 __all__ = [
-    "AccessToken", "AttemptResult", "DELIVERY_HEADER", "Decision", "LtiPlatform", "RetryPolicy", "SIGNATURE_HEADER",
-    "SecretBox", "SecretBoxError", "SignatureError", "TIMESTAMP_HEADER", "TokenCache", "TokenError", "ToolKeys",
-    "Webhook", "WebhookError", "WebhookFields", "WebhookJson", "callback_payload", "client_assertion", "decide",
-    "deliver_callback", "fetch_token", "max_body_bytes", "new_secret", "next_attempt_delay", "parse_form",
-    "parse_json", "post_score", "score_document", "scores_url", "sign", "signed_headers", "verify",
+    "AccessToken", "AttemptResult", "DELIVERY_HEADER", "Decision", "INTEGRATION_HEADER", "LtiPlatform",
+    "RetryPolicy", "SIGNATURE_HEADER", "SecretBox", "SecretBoxError", "SignatureError", "TIMESTAMP_HEADER",
+    "TokenCache", "TokenError", "ToolKeys", "Webhook", "WebhookError", "WebhookFields", "WebhookJson",
+    "callback_payload", "client_assertion", "decide", "deliver_callback", "fetch_token", "max_body_bytes",
+    "new_secret", "next_attempt_delay", "parse_form", "parse_json", "post_score", "score_document", "scores_url",
+    "sign", "signed_headers", "verify",
 ]

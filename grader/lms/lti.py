@@ -133,7 +133,8 @@ def fetch_token(
     result, response = exchange(
         lambda: http.post(platform.token_url, data=form, timeout=timeout, headers={"Accept": "application/json"}))
     if not result.ok:
-        raise TokenError(replace(result, error=f"token endpoint: {result.error}{_oauth_error(result.response_excerpt)}"))
+        reason = _oauth_error(result.response_excerpt)
+        raise TokenError(replace(result, error=f"token endpoint: {result.error}{reason}"))
     try:
         answer = response.json()
         value = answer["access_token"]

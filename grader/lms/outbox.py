@@ -113,7 +113,7 @@ def classify(response: requests.Response, duration: float) -> AttemptResult:
         error = f"HTTP {code}: redirect to {response.headers.get('Location')!r} not followed; configure the final URL"
     else:
         error = f"HTTP {code} {response.reason or ''}".rstrip()
-    retryable = code in RETRYABLE_4XX or code >= 500 or code < 200
+    retryable = code in RETRYABLE_4XX or code >= 500
     return AttemptResult(
         False, code, error, duration, retryable=retryable,
         retry_after=_retry_after(response.headers.get("Retry-After"), time.time()), response_excerpt=excerpt,

@@ -20,6 +20,8 @@ from grader.lms.files import private_file
 
 SIGNATURE_HEADER = "X-Grader-Signature"
 TIMESTAMP_HEADER = "X-Grader-Timestamp"
+# Names the integration whose secret signed the request (the signature itself is checked with it).
+INTEGRATION_HEADER = "X-Grader-Integration"
 TOLERANCE_SECONDS = 300
 SECRET_PREFIX = "whsec_"
 _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
