@@ -126,7 +126,7 @@ def run_batch(path: Path, assignment: Assignment, sandbox: str, *, jobs: int | N
 
     Raises CollectError for an unusable PATH and SandboxError when no sandbox can start.
     """
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     out = out or default_out(path)
     entries, warnings = collect(path, id_pattern, exclude=out)
     for warning in warnings:
@@ -160,7 +160,7 @@ def run_batch(path: Path, assignment: Assignment, sandbox: str, *, jobs: int | N
         console.print(f"[yellow]interrupted:[/] {len(final)} of {len(entries)} graded into {out}; "
                       "run the same command again to grade the rest")
         return INTERRUPTED
-    console.print(f"gradebook: {out / 'gradebook.csv'}\nsummary:   {out / 'summary.html'}", soft_wrap=True)
+    console.print(f"gradebook: {out / 'gradebook.csv'}\nsummary:   {out / 'summary.html'}")
     return 0
 
 
