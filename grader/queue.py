@@ -101,7 +101,7 @@ class GradingWorker:
             consumer = self.queue.huey.create_consumer(
                 workers=self.threads, worker_type="thread", periodic=False,
                 # SQLite is polled: keep the wait between polls short, so a student waits for grading only.
-                initial_delay=0.05, backoff=1.2, max_delay=0.2,
+                initial_delay=0.02, backoff=1.2, max_delay=0.1,
             )
             log.info("worker %s: %d thread(s), %d warm %s sandbox(es)", self.id, self.threads, self.pool_size,
                      self.sandbox_kind)

@@ -24,7 +24,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = settings.persistent_secret_key(app.config["DATA_DIR"])
     # Room for the multipart envelope around the largest submission; intake then says exactly what is wrong.
-    app.config.setdefault("MAX_CONTENT_LENGTH", app.config["MAX_SUBMISSION_BYTES"] + 64 * 1024)
+    if app.config["MAX_CONTENT_LENGTH"] is None:
+        app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_SUBMISSION_BYTES"] + 64 * 1024
 
     extensions.init_app(app)
     errors.init_app(app)

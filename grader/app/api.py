@@ -25,7 +25,6 @@ blp = Blueprint("api", __name__, url_prefix="/api/v1",
                 description="Submit work, follow its grading, read reports.")
 
 NOTEBOOK_TYPE = "application/x-ipynb+json"
-BINARY = {"type": "string", "format": "binary"}
 
 
 class Api(flask_smorest.Api):
@@ -63,7 +62,8 @@ def get_assignment(slug: str):
 
 
 @blp.get("/assignments/<slug>/starter")
-@blp.response(200, BINARY, content_type=NOTEBOOK_TYPE, description="The starter notebook")
+@blp.response(200, {"type": "object", "description": "a Jupyter notebook (nbformat 4)"}, content_type=NOTEBOOK_TYPE,
+              description="The starter notebook")
 def get_starter(slug: str) -> Response:
     """Download the starter notebook"""
     spec = assignment_or_404(slug)
@@ -118,7 +118,8 @@ def get_submission(submission_id: str):
 
 @blp.get("/submissions/<submission_id>/file")
 @token_required
-@blp.response(200, BINARY, content_type="application/octet-stream", description="The submitted bytes")
+@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream",
+              description="The submitted bytes")
 def get_submission_file(submission_id: str) -> Response:
     """Download the submitted file, byte for byte"""
     submission = readable_or_404(submission_id, g.token)

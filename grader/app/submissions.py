@@ -60,7 +60,7 @@ def wait_until_finished(submission: Submission, seconds: float) -> Submission:
     delay = 0.02
     while store().job_status(submission.job.id) not in FINISHED and time.monotonic() < deadline:
         time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
-        delay = min(delay * 1.5, 0.25)
+        delay = min(delay * 1.5, 0.1)
     return store().submission(submission.id)
 
 
