@@ -125,15 +125,16 @@ class GraderProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 180) -> None:
+    def wait_ready(self, timeout: float = 180, path: str = "/readyz") -> None:
+        """Wait until `path` answers 200 (/healthz: the server is up; /readyz: it can also grade)."""
         def ready() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"the grader exited with {self.process.returncode}:\n{self.log()[-3000:]}")
             try:
-                return requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
+                return requests.get(f"{self.url}{path}", timeout=5).status_code == 200
             except requests.ConnectionError:
                 return False
-        wait_for(ready, timeout, f"{self.url}/readyz", interval=0.25)
+        wait_for(ready, timeout, f"{self.url}{path}", interval=0.25)
 
     def stop(self, signum: int = signal.SIGINT, timeout: float = 60) -> None:
         if self.process.poll() is None:
