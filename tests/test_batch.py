@@ -20,11 +20,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from click.testing import CliRunner
 
 from grader import assignments
-from grader.batch import Entry, collect, grade_batch, source_hash
+from grader.batch import Entry, Result, collect, grade_batch, source_hash
 from grader.batch.output import canvas_csv
-from grader.batch.core import Result
+from grader.cli import main
 from grader.intake import read_submission
 from grader.sandbox.pool import SandboxPool
 
@@ -188,13 +189,13 @@ def test_a_zip_with_one_folder_per_student(tmp_path, env):
     assert "submit a Python module (.py) or a Jupyter notebook" in rows["dave"]["message"]
 
 
-def test_unusable_path_and_unknown_assignment_exit_2(tmp_path, env):
+def test_unusable_path_and_unknown_assignment_exit_2(tmp_path):
     (tmp_path / "not-a-zip.zip").write_text("hello")
+    (tmp_path / "empty").mkdir()
     for path, slug in [(tmp_path / "missing", "maximize"), (tmp_path / "not-a-zip.zip", "maximize"),
-                       (tmp_path, "no-such-assignment")]:
-        result = subprocess.run([sys.executable, "-m", "grader.cli", "batch", str(path), "--assignment", slug,
-                                 "--sandbox", "none"], capture_output=True, text=True, timeout=120, env=env)
-        assert result.returncode == 2 and result.stderr.startswith("grader: error:"), result.stderr
+                       (tmp_path / "empty", "maximize"), (tmp_path, "no-such-assignment")]:
+        result = CliRunner().invoke(main, ["batch", str(path), "--assignment", slug, "--sandbox", "none"])
+        assert result.exit_code == 2 and result.stderr.startswith("grader: error:"), (path, result.output)
 
 
 def test_id_pattern_reads_canvas_download_names(tmp_path):

@@ -142,7 +142,7 @@ def run_batch(path: Path, assignment: Assignment, sandbox: str, *, jobs: int | N
     interrupted = False
     if run.pending:
         if sandbox == "none":
-            jobs = 1  # the in-process sandbox shares this process's cwd and stdout: one at a time
+            jobs = 1  # grade_batch runs the in-process sandbox one at a time: one is all it needs
         jobs = min(jobs or default_jobs(assignment, len(run.pending)), len(run.pending))
         try:
             interrupted = _grade(run, sandbox, jobs, console)

@@ -12,9 +12,8 @@ import platform
 import queue
 import re
 import threading
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib.metadata import version as package_version
 
 from grader import __version__
@@ -25,7 +24,7 @@ from grader.intake import DEFAULT_MAX_BYTES, IntakeError, Submission, read_submi
 from grader.report import AssignmentRef, Report, RunEnvironment, TestResult, now
 from grader.sandbox.pool import SandboxPool
 
-# `graded` is a normal run; the others say what went wrong, worst first.
+# `graded` is a normal run; the others name what went wrong.
 BATCH_STATUSES = ("graded", "rejected", "error", "out_of_memory", "timeout", "crashed")
 _MEMORY_SIGNS = ("MemoryError", "can't allocate memory", "std::bad_alloc", "out of memory")
 _CRASH_SIGNS = ("student process died",)
@@ -52,7 +51,7 @@ class Result:
     report: Report | None = field(default=None, compare=False)
 
     def record(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "report"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "report"}
 
     @classmethod
     def from_record(cls, record: dict) -> "Result":
@@ -185,6 +184,8 @@ def grade_batch(entries: Iterable[Entry | tuple[str, str, bytes]], assignment: A
                 return
             done.put(grade_entry(entry, assignment, pool))
 
+    if pool.kind == "none":
+        jobs = 1  # the in-process sandbox shares this process's cwd and stdout: one at a time
     workers = [threading.Thread(target=work, name=f"batch-{n}", daemon=True)
                for n in range(max(1, min(jobs or pool.size, todo.qsize())))]
     for worker in workers:
