@@ -143,6 +143,22 @@ def list_assignments() -> None:
         click.echo(f"{spec.slug:<18} v{spec.version:<7} {spec.max_score:>5g} pts  {len(spec.checks):>2} checks  {spec.title}")
 
 
+@main.command(name="build-image")
+@click.option("--force", is_flag=True, help="Rebuild even when the image for the current content exists.")
+@click.option("--base", default=None, envvar="GRADER_IMAGE_BASE",
+              help="Base image with python3 3.11 and venv (default: Debian bookworm made here with debootstrap).")
+def build_image_command(force: bool, base: str | None) -> None:
+    """Build the Docker sandbox image, tagged with the hash of its content (a no-op when it exists)."""
+    from grader.sandbox.image import BuildError, build_image
+
+    try:
+        ref = build_image(force=force, base=base, echo=click.echo)
+    except BuildError as exc:
+        click.echo(f"grader: error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(ref)
+
+
 from grader.app.commands import register as register_service_commands  # noqa: E402  (needs sandbox_option)
 
 register_service_commands(main, sandbox_option)
