@@ -122,9 +122,12 @@ class GradingWorker:
                 # Intake enforced the size cap when the submission was accepted.
                 report = grade_bytes(claimed.content, claimed.filename, spec, box,
                                      submission_id=claimed.submission_id, max_bytes=len(claimed.content))
-        except (IntakeError, assignments.UnknownAssignment, SandboxError) as exc:
-            log.warning("job %d (submission %s) failed: %s", job_id, claimed.submission_id, exc)
+        except (IntakeError, assignments.UnknownAssignment) as exc:
             self.store.fail(job_id, self.id, str(exc), time.monotonic() - started)
+        except SandboxError:
+            log.exception("job %d (submission %s): no sandbox", job_id, claimed.submission_id)
+            self.store.fail(job_id, self.id, "no sandbox could be started to grade this submission; submit it again"
+                            " later", time.monotonic() - started)
         except Exception:
             log.exception("job %d (submission %s) failed", job_id, claimed.submission_id)
             self.store.fail(job_id, self.id, "the grader failed on this submission (the details are in its log)",

@@ -76,6 +76,7 @@ def test_a_job_running_when_the_service_was_killed_is_graded_after_restart(grade
     wait_for(lambda: status(second.url) == "done", 120, "the re-queued job to finish")
     store = Store(f"sqlite:///{site.data_dir}/grader.db")
     job = store.submission(submission["id"]).job
+    store.close()
     assert job.attempts == 2 and job.report.score == 18
     assert "queued again" in second.log()
     site.stop()

@@ -37,6 +37,7 @@ def test_separate_workers_share_a_redis_queue_and_a_postgres_store(grader_site, 
     wait_for(all_done, 120, "the submissions queued before any worker started")
     store = Store(database)
     jobs = [store.submission(i).job for i in early]
+    store.close()
     assert {job.attempts for job in jobs} == {1} and {job.report.score for job in jobs} == {18}
     assert requests.get(f"{server.url}/metrics", timeout=30).text.count('grader_jobs{status="done"} 4.0') == 1
     for worker in workers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
 
 import flask_smorest
@@ -36,7 +37,7 @@ class Api(flask_smorest.Api):
         pass
 
 
-def token_required(view):
+def token_required(view: Callable) -> Callable:
     """Authenticate before anything else, so a request without a valid token learns only that."""
     @wraps(view)
     def wrapped(*args, **kwargs):

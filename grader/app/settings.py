@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from grader.intake import DEFAULT_MAX_BYTES
 from grader.store import default_database_url
 
 
-def from_env(environ: os._Environ | dict = os.environ) -> dict[str, Any]:
+def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     data_dir = Path(environ.get("GRADER_DATA_DIR") or "grader-data").resolve()
     return {
         "DATA_DIR": data_dir,

@@ -3,6 +3,7 @@ report when grading finishes, and the instructor's list of recent submissions.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
 
 from flask import Blueprint, g, redirect, render_template, request, url_for
@@ -15,7 +16,7 @@ from grader.app.errors import abort, message_of
 from grader.app.extensions import store
 from grader.app.submissions import assignment_or_404, readable_or_404, report_for, submit
 from grader.report import render_html
-from grader.store import FINISHED
+from grader.store import FINISHED, Submission
 
 bp = Blueprint("web", __name__)
 
@@ -30,7 +31,7 @@ def page_globals() -> dict:
     return {"user": g.get("user"), "csrf_token": auth.csrf_token}
 
 
-def login_required(view):
+def login_required(view: Callable) -> Callable:
     @wraps(view)
     def wrapped(*args, **kwargs):
         if g.user is None:
@@ -39,7 +40,7 @@ def login_required(view):
     return wrapped
 
 
-def instructor_required(view):
+def instructor_required(view: Callable) -> Callable:
     @wraps(view)
     @login_required
     def wrapped(*args, **kwargs):
@@ -115,7 +116,7 @@ def instructor():
                            assignments=assignments.all_assignments().values())
 
 
-def _submission_parts(found) -> dict:
+def _submission_parts(found: Submission) -> dict:
     report = report_for(g.user, found)
     return {
         "submission": found,
