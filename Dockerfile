@@ -51,10 +51,11 @@ ARG GRADER_UID=61001
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 PYTHONPATH=/opt/grader PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     MPLBACKEND=Agg MPLCONFIGDIR=/opt/grader/mplconfig
+# High uids, unlikely to belong to anyone on the host (processes of a container are the host's too).
 RUN groupadd --gid ${STUDENT_UID} student \
- && useradd --uid ${STUDENT_UID} --gid student --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin student \
+ && useradd --key UID_MAX=65000 --uid ${STUDENT_UID} --gid student --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin student \
  && groupadd --gid ${GRADER_UID} grader \
- && useradd --uid ${GRADER_UID} --gid grader --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin grader
+ && useradd --key UID_MAX=65000 --uid ${GRADER_UID} --gid grader --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin grader
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/grader /opt/grader
 COPY assignments/ /opt/grader/assignments/

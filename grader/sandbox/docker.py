@@ -284,10 +284,10 @@ class DockerSandbox(ForkServerSandbox):
         # Copy the image's prebuilt font cache where matplotlib may write (it insists), then
         # become the fork server.
         script = (f"mkdir -p {matplotlib_dir} && cp -p /opt/grader/mplconfig/* {matplotlib_dir}/ 2>/dev/null; "
-                  'exec python -m grader.harness.forkserver "$0"')
+                  'exec python -m grader.harness.forkserver "$1"')
         container = self.client.containers.create(
             self.image,
-            command=["/bin/sh", "-c", script, json.dumps(config)],
+            command=["/bin/sh", "-c", script, "grader-sandbox", json.dumps(config)],
             # detach=False with stdin_open makes docker-py set StdinOnce: the engine closes the
             # fork server's stdin when our attachment ends, even if this process is killed.
             stdin_open=True, tty=False, detach=False,

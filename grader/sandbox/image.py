@@ -316,7 +316,24 @@ def build_image(force: bool = False, base: str | None = None, echo: Echo = print
     _tag_all(client, ref, extra_tags)
     image = client.images.get(ref)
     echo(f"== built {ref}: {image.attrs['Size'] / 1e6:.0f} MB in {time.monotonic() - started:.0f} s")
+    removed = remove_old_images(client, keep={ref, *extra_tags})
+    if removed:
+        echo(f"   removed {len(removed)} older sandbox image(s): {', '.join(removed)}")
     return ref
+
+
+def remove_old_images(client, keep: set[str]) -> list[str]:
+    """Untag and delete earlier content-hash images (those no container uses)."""
+    removed = []
+    for image in client.images.list(name=IMAGE_NAME):
+        if set(image.tags) & keep:
+            continue
+        try:
+            client.images.remove(image.id)
+            removed += image.tags
+        except Exception:
+            pass  # in use by a container, or already gone
+    return removed
 
 
 def _follow(stream, echo: Echo) -> None:
