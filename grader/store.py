@@ -26,9 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload, sessionmaker
 
+from grader.auth import ROLES, hash_secret
 from grader.report import Report
 
-ROLES = ("student", "instructor")
 JOB_STATUSES = ("queued", "running", "done", "failed")
 FINISHED = ("done", "failed")
 # A job whose worker died this many times is failed rather than re-queued: the submission may be what kills them.
@@ -354,10 +354,6 @@ class Store:
                 select(*columns, func.count(Job.seconds), func.coalesce(func.sum(Job.seconds), 0.0))
                 .where(Job.seconds.is_not(None))).one()
         return [int(c) for c in counts], int(total), float(seconds)
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def default_database_url(data_dir: str | os.PathLike) -> str:

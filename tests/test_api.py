@@ -187,7 +187,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(service):
 
 
 def test_warm_single_submission_latency_over_http(service, capsys):
-    """DESIGN.md's target: a warm single submission over HTTP, p50 under 1 s (asserted loosely: the machine is shared)."""
+    """DESIGN.md: a warm single submission over HTTP, p50 under 1 s (asserted loosely: the machine is shared)."""
     submit(service, "alice", LECTURE, wait=60)
     seconds = []
     for _ in range(9):

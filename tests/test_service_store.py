@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from grader.report import AssignmentRef, Report, RunEnvironment, now
-from grader.store import MAX_ATTEMPTS, Store, hash_secret
+from grader.auth import hash_secret
+from grader.store import MAX_ATTEMPTS, Store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,13 +7,18 @@ The app takes submissions and answers questions about them; grading happens in w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Settings come from the environment (GRADER_*), then from `config`."""
+    """Settings come from the environment (GRADER_*), then from `config`.
+
+    Imports happen here, so that `grader grade` and the other commands do not pay for Flask."""
+    from flask import Flask
+
     from grader.app import api, errors, extensions, ops, settings, web
 
     app = Flask(__name__, template_folder="../templates")

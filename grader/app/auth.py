@@ -1,7 +1,7 @@
 """Who is asking: bearer API tokens for the JSON API; the same tokens, once, behind a session for the pages.
 
 A token has a role: `student` (submit, read its own submissions, hidden checks redacted) or
-`instructor` (everything). Only a SHA-256 of each secret is stored.
+`instructor` (everything). Only a SHA-256 of each secret is stored (see `grader.auth`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import secrets
 from flask import request, session
 
 from grader.app.errors import abort
+from grader.auth import new_secret
 from grader.app.extensions import store
 from grader.store import Store, Submission, Token
 
@@ -20,7 +21,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="grader"'}
 
 def issue_token(target: Store, name: str, role: str) -> tuple[Token, str]:
     """Create a token and return it with its secret: the only time anyone sees the secret."""
-    secret = "grd_" + secrets.token_urlsafe(32)
+    secret = new_secret()
     return target.add_token(name, role, secret), secret
 
 
@@ -48,7 +49,7 @@ def log_in(secret: str) -> Token | None:
     if token is not None:
         session.clear()
         session["token_id"] = token.id
-        session["csrf"] = secrets.token_urlsafe(24)
+        csrf_token()
     return token
 
 

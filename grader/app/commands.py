@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 import click
 
-from grader.store import ROLES
+from grader.auth import ROLES
 
 workers_option = click.option(
     "--workers", type=click.IntRange(min=0), envvar="GRADER_WORKERS", default=None,

@@ -39,7 +39,8 @@ class StoreCollector:
         buckets, total, seconds = self.store.grade_durations(DURATION_BUCKETS)
         yield HistogramMetricFamily(
             "grader_grade_duration_seconds", "Wall time of finished grading jobs",
-            buckets=[(f"{bound:g}", count) for bound, count in zip(DURATION_BUCKETS, buckets)] + [("+Inf", total)],
+            buckets=[(f"{bound:g}", count) for bound, count in zip(DURATION_BUCKETS, buckets, strict=True)]
+            + [("+Inf", total)],
             sum_value=seconds,
         )
 
