@@ -134,7 +134,7 @@ class StudentClient:
         reply = self._call({"op": "run", "probe": probe, "inputs": inputs, "seed": self.seeder()},
                            self.probe_timeout, probe)
         if not reply["ok"]:
-            raise StudentError(reply["error"])
+            raise StudentError(f"calling {probe} raised {reply['error']}")
         return reply["value"]
 
     def _call(self, request: dict, limit: float, what: str) -> dict:
@@ -190,7 +190,7 @@ class InProcessStudent:
             value = getattr(self.probes, probe)(self.module, **roundtrip(inputs))
             return roundtrip(_plain(value))
         except Exception as exc:
-            raise StudentError(describe_exception(exc)[0]) from None
+            raise StudentError(f"calling {probe} raised {describe_exception(exc)[0]}") from None
 
     def close(self) -> None:
         pass

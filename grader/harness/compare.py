@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy
 import torch
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -17,6 +18,8 @@ RTOL, ATOL = 1e-4, 1e-5
 def describe(value: Any) -> dict:
     """Run on the student side by probes: a value plus the autograd facts a check may grade
     (whether it still requires grad or hangs on a graph), since only detached data crosses."""
+    if isinstance(value, numpy.generic):  # numpy-style answers: np.float64 is a number too
+        return {**describe(value.item()), "type": type(value).__name__}
     if isinstance(value, torch.Tensor):
         return {"type": "tensor", "value": value.detach().clone(), "requires_grad": value.requires_grad,
                 "attached": value.grad_fn is not None}
@@ -55,7 +58,7 @@ def show(value: Any, limit: int = 8) -> str:
 def scalar(got: Any, what: str) -> float:
     """A Python number or a 0-d tensor, as float; anything else fails with a clear message."""
     got, kind = _unwrap(got)
-    if kind is not None and kind not in ("tensor", "int", "float"):
+    if kind is not None and kind not in ("tensor", "int", "float") and not isinstance(got, (int, float)):
         raise AssertionError(f"{what} returned a {kind} ({got}); expected a number or a 0-d tensor")
     if isinstance(got, bool):
         raise AssertionError(f"{what} returned a bool ({got}); expected a number")
@@ -113,8 +116,8 @@ def assert_tensor_close(got: Any, want: torch.Tensor, what: str, rtol: float = R
         diff = (got.to(want.dtype) - want).abs()
         worst = int(diff.flatten().argmax())
         raise AssertionError(
-            f"{what} returned {show(got)}; expected {show(want)} "
-            f"(largest difference {diff.flatten()[worst].item():.3g} at flat index {worst})"
+            f"{what} returned {show(got)}; expected {show(want)} (largest difference at flat index {worst}: "
+            f"got {got.flatten()[worst].item():.6g}, expected {want.flatten()[worst].item():.6g})"
         )
 
 

@@ -89,10 +89,15 @@ def execute_cells(cells: list[dict], module_name: str) -> tuple[types.ModuleType
 
 def _plain(value: Any) -> Any:
     """Check a probe's result is data a weights-only load accepts; raise TypeError naming what is not."""
+    import numpy
     import torch
 
     if value is None or isinstance(value, (bool, int, float, complex, str)):
         return value
+    if isinstance(value, numpy.generic):
+        return value.item()
+    if isinstance(value, numpy.ndarray):
+        return torch.from_numpy(value.copy())
     if isinstance(value, torch.Tensor):
         if type(value) is not torch.Tensor and not isinstance(value, torch.nn.Parameter):
             raise TypeError(f"a tensor subclass {type(value).__name__} is not plain data")
