@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -95,8 +96,8 @@ def _entry(student: str, name: str, files: list[tuple[PurePosixPath, Loader]]) -
         rel, loader = candidates[0]
         try:
             return Entry(student, str(rel), loader(), name)
-        except (OSError, zipfile.BadZipFile, RuntimeError, EOFError) as exc:  # unreadable file or zip member
-            return Entry(student, str(rel), b"", name, f"{rel} could not be read: {exc}")
+        except (OSError, zipfile.BadZipFile, RuntimeError, EOFError, NotImplementedError, zlib.error) as exc:
+            return Entry(student, str(rel), b"", name, f"{rel} could not be read: {exc}")  # corrupt, encrypted
     problem = (f"several submissions for {student}: {listed}; keep exactly one .py or .ipynb file" if candidates
                else f"no .py or .ipynb file for {student} (found {listed})")
     return Entry(student, str(files[0][0]), b"", name, problem)
