@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import (
-    DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text, TypeDecorator, case, create_engine,
+    DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, TypeDecorator, case, create_engine,
     event, func, select, text, update,
 )
 from sqlalchemy.engine import make_url
@@ -112,8 +112,14 @@ class Submission(Base):
         return self.token.name if self.token else None
 
 
+ACTIVE = text("status IN ('queued', 'running')")
+
+
 class Job(Base):
     __tablename__ = "jobs"
+    # A submission has at most one job queued or running, so it is never graded twice at once.
+    __table_args__ = (Index("one_active_job_per_submission", "submission_id", unique=True,
+                            sqlite_where=ACTIVE, postgresql_where=ACTIVE),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"), index=True)

@@ -172,6 +172,18 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(service):
     assert wrong.status_code == 405 and "GET" in wrong.headers["Allow"]
 
 
+def test_the_openapi_document_describes_auth_errors_and_the_report(service):
+    doc = requests.get(f"{service.url}/api/v1/openapi.json", timeout=30).json()
+    post = doc["paths"]["/api/v1/assignments/{slug}/submissions"]["post"]
+    assert post["security"] == [{"bearerAuth": []}]
+    assert {"200", "202", "401", "404", "413", "422", "default"} <= set(post["responses"])
+    assert "multipart/form-data" in post["requestBody"]["content"]
+    schemas = doc["components"]["schemas"]
+    assert schemas["Error"]["required"] == ["error"]
+    assert set(schemas["Report"]["required"]) >= {"submission_id", "score", "tests"}
+    assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(service):
     # positive_data_acceptance is left out: a schema cannot say "a valid notebook", so schema-valid
     # random uploads are rightly refused with 422.

@@ -8,10 +8,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from grader.report import AssignmentRef, Report, RunEnvironment, now
 from grader.auth import hash_secret
-from grader.store import MAX_ATTEMPTS, Store
+from grader.store import MAX_ATTEMPTS, Job, Store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -79,6 +81,19 @@ def test_only_one_of_many_workers_claims_a_job(store):
     job = store.submission("s1").job
     assert job.status == "running" and job.attempts == 1
     assert store.claim(job_id, "w1") is None
+
+
+def test_a_submission_never_has_two_jobs_queued_or_running(store):
+    job_id = add(store)
+    with pytest.raises(IntegrityError), Session(store.engine) as session:
+        session.add(Job(submission_id="s1"))
+        session.commit()
+    store.register_worker("w1", host="h", pid=1, sandbox="none", pool_size=1)
+    store.claim(job_id, "w1")
+    store.finish(job_id, "w1", report_for("s1"), 0.1)
+    with Session(store.engine) as session:
+        session.add(Job(submission_id="s1"))  # a regrade, once the first job is over
+        session.commit()
 
 
 def test_a_finished_job_keeps_its_report_and_only_its_worker_may_finish_it(store):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from http import HTTPStatus
 
 import flask_smorest
 from flask import Flask, Response, g, send_file, url_for
@@ -37,13 +38,22 @@ class Api(flask_smorest.Api):
         pass
 
 
+def refuses(*statuses: int) -> Callable:
+    """Document the error answers an operation gives (each in the error shape), beyond the default one."""
+    def decorator(view: Callable) -> Callable:
+        for status in statuses:
+            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
+        return view
+    return decorator
+
+
 def token_required(view: Callable) -> Callable:
     """Authenticate before anything else, so a request without a valid token learns only that."""
     @wraps(view)
     def wrapped(*args, **kwargs):
         g.token = bearer_token()
         return view(*args, **kwargs)
-    return blp.doc(security=[{"bearerAuth": []}])(wrapped)
+    return refuses(401)(blp.doc(security=[{"bearerAuth": []}])(wrapped))
 
 
 @blp.get("/assignments")
@@ -56,6 +66,7 @@ def list_assignments():
 
 
 @blp.get("/assignments/<slug>")
+@refuses(404)
 @blp.response(200, AssignmentDetailSchema)
 def get_assignment(slug: str):
     """Show one assignment, with its description"""
@@ -63,6 +74,7 @@ def get_assignment(slug: str):
 
 
 @blp.get("/assignments/<slug>/starter")
+@refuses(404)
 @blp.response(200, {"type": "object", "description": "a Jupyter notebook (nbformat 4)"}, content_type=NOTEBOOK_TYPE,
               description="The starter notebook")
 def get_starter(slug: str) -> Response:
@@ -76,6 +88,7 @@ def get_starter(slug: str) -> Response:
 
 @blp.post("/assignments/<slug>/submissions")
 @token_required
+@refuses(404, 413, 503)
 @blp.arguments(SubmitQuerySchema, location="query", as_kwargs=True)
 @blp.arguments(UploadSchema, location="files", as_kwargs=True)
 @blp.response(202, SubmissionSchema, description="Stored and queued (or still grading when ?wait ran out): "
@@ -111,6 +124,7 @@ def list_submissions(limit: int, assignment: str | None = None):
 
 @blp.get("/submissions/<submission_id>")
 @token_required
+@refuses(404)
 @blp.response(200, SubmissionSchema)
 def get_submission(submission_id: str):
     """Show a submission: its grading status and, once done, its report"""
@@ -119,6 +133,7 @@ def get_submission(submission_id: str):
 
 @blp.get("/submissions/<submission_id>/file")
 @token_required
+@refuses(404)
 @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream",
               description="The submitted bytes")
 def get_submission_file(submission_id: str) -> Response:
