@@ -7,8 +7,8 @@ worker threads and separate processes share the database without sharing session
 A submission is what was handed in, kept byte for byte; a job is one attempt to grade it (a
 regrade or a batch adds jobs without touching the submission, and an LMS delivery can point at
 the submission it reports on); a report is what a finished job produced. Job state lives here,
-not in the queue: the queue only carries job ids, and a job is claimed by one conditional
-UPDATE, so two workers never grade the same job at once.
+not in the queue: the queue only carries job ids, a job is claimed by one conditional UPDATE,
+and a submission has at most one job queued or running, so it is never graded twice at once.
 """
 
 from __future__ import annotations
@@ -112,14 +112,13 @@ class Submission(Base):
         return self.token.name if self.token else None
 
 
-ACTIVE = text("status IN ('queued', 'running')")
+ACTIVE_JOB = text("status IN ('queued', 'running')")
 
 
 class Job(Base):
     __tablename__ = "jobs"
-    # A submission has at most one job queued or running, so it is never graded twice at once.
     __table_args__ = (Index("one_active_job_per_submission", "submission_id", unique=True,
-                            sqlite_where=ACTIVE, postgresql_where=ACTIVE),)
+                            sqlite_where=ACTIVE_JOB, postgresql_where=ACTIVE_JOB),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"), index=True)
