@@ -3,9 +3,9 @@
 # and the reference solutions.
 #
 # `grader build-image` builds it with the classic builder (no BuildKit, no `# syntax=` line) from
-# a context it assembles: this file, pyproject.toml, wheelhouse/ (wheels downloaded on the host,
-# so nothing is fetched from inside), grader/harness, assignments/*/{assignment.toml,probes.py,
-# checks,data} and reference/. BASE is any Debian-like image with python3 3.11 and its venv
+# a context it assembles: this file, a pyproject.toml holding only the student extra (pinned to
+# the host's versions), wheelhouse/ (wheels downloaded on the host, so nothing is fetched from
+# inside), grader/harness, assignments/*/{assignment.toml,probes.py,checks,data} and reference/. BASE is any Debian-like image with python3 3.11 and its venv
 # module: python:3.11-slim where a registry is reachable, else a base made locally with
 # debootstrap + `docker import` (that is what `grader build-image` does by default).
 # `docker build .` works too where python:3.11-slim can be pulled (pip then installs from the
@@ -14,6 +14,8 @@ ARG BASE=python:3.11-slim
 
 # ---- builder: the virtual environment, trimmed and byte-compiled -----------------------------
 FROM ${BASE} AS builder
+# `grader build-image` keeps only the newest builder image (the layer cache of the next build).
+LABEL grader.stage=builder
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     MPLBACKEND=Agg MPLCONFIGDIR=/opt/grader/mplconfig PYTHONPATH=/opt/grader

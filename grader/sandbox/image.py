@@ -267,9 +267,25 @@ def ensure_wheelhouse(requirements: list[str], echo: Echo) -> Path:
 
 # ---- the build ----------------------------------------------------------------------------
 
-def _write_context(archive, wheelhouse: Path) -> None:
+def _student_pyproject(requirements: list[str]) -> bytes:
+    """A pyproject.toml holding only the (pinned) student extra: the Dockerfile reads that list, and
+    the builder's layer cache then survives changes to the rest of the real pyproject.toml."""
+    return ("# Made by `grader build-image`: the student extra of pyproject.toml, pinned to this host's versions.\n"
+            "[project]\nname = \"grader-sandbox\"\n\n[project.optional-dependencies]\n"
+            f"student = {json.dumps(requirements)}\n").encode()
+
+
+def _write_context(archive, wheelhouse: Path, requirements: list[str]) -> None:
+    import io
+
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for name, path in context_files():
+            if name == "pyproject.toml":
+                data = _student_pyproject(requirements)
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+                continue
             tar.add(path, arcname=name, recursive=False)
         for path in sorted(wheelhouse.glob("*.whl")):
             tar.add(path, arcname=f"wheelhouse/{path.name}", recursive=False)
@@ -300,10 +316,11 @@ def build_image(force: bool = False, base: str | None = None, echo: Echo = print
                 raise BuildError(f"base image {base} is not here and cannot be pulled: {exc}") from None
     else:
         echo(f"== base image {base}: present")
-    wheelhouse = ensure_wheelhouse(pinned_requirements(), echo)
+    requirements = pinned_requirements()
+    wheelhouse = ensure_wheelhouse(requirements, echo)
     echo(f"== building {ref} from {base} (classic builder, no network)")
     with tempfile.TemporaryFile() as archive:
-        _write_context(archive, wheelhouse)
+        _write_context(archive, wheelhouse, requirements)
         archive.seek(0)
         stream = client.api.build(
             fileobj=archive, custom_context=True, tag=ref, buildargs={"BASE": base},
@@ -316,10 +333,28 @@ def build_image(force: bool = False, base: str | None = None, echo: Echo = print
     _tag_all(client, ref, extra_tags)
     image = client.images.get(ref)
     echo(f"== built {ref}: {image.attrs['Size'] / 1e6:.0f} MB in {time.monotonic() - started:.0f} s")
+    remove_old_builders(client)
     removed = remove_old_images(client, keep={ref, *extra_tags})
     if removed:
         echo(f"   removed {len(removed)} older sandbox image(s): {', '.join(removed)}")
     return ref
+
+
+def remove_old_builders(client) -> int:
+    """Delete the builder stages of earlier builds, all but the newest (the next build's cache)."""
+    try:
+        builders = client.images.list(filters={"dangling": True, "label": "grader.stage=builder"})
+    except Exception:
+        return 0
+    builders.sort(key=lambda image: image.attrs.get("Created", ""), reverse=True)
+    removed = 0
+    for image in builders[1:]:
+        try:
+            client.images.remove(image.id)
+            removed += 1
+        except Exception:
+            pass
+    return removed
 
 
 def remove_old_images(client, keep: set[str]) -> list[str]:
