@@ -11,6 +11,7 @@ the display name (Canvas's `smithjane_123456_789_hw1.py` with
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 import zlib
@@ -18,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from grader.intake import DEFAULT_MAX_BYTES
 
 SUBMISSION_SUFFIXES = (".py", ".ipynb")
 IGNORED_NAMES = {"__MACOSX", "__pycache__", ".ipynb_checkpoints", "Thumbs.db"}
+# What a corrupt, encrypted or exotic zip raises from zipfile (a bad member name is a ValueError too).
+ZIP_ERRORS = (OSError, zipfile.BadZipFile, RuntimeError, EOFError, NotImplementedError, ValueError, zlib.error)
 
 
 class CollectError(ValueError):
@@ -50,11 +54,26 @@ def collect(path: Path, pattern: str | None = None, *, exclude: Path | None = No
     if path.is_dir():
         files = _directory_files(path, exclude, max_bytes + 1)
     elif zipfile.is_zipfile(path):
-        files = _zip_files(path, max_bytes + 1)
+        files = _zip_files(path, max_bytes + 1, str(path))
     elif path.exists():
         raise CollectError(f"{path}: not a directory or a zip file")
     else:
         raise CollectError(f"{path}: no such file or directory")
+    return _group(files, regex)
+
+
+def collect_zip(data: bytes, label: str, pattern: str | None = None, *,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[list[Entry], list[str]]:
+    """`collect` for a zip held in memory (an upload), named `label` in messages."""
+    regex = _compile(pattern)
+    archive = io.BytesIO(data)
+    if not zipfile.is_zipfile(archive):
+        raise CollectError(f"{label}: not a zip file")
+    return _group(_zip_files(archive, max_bytes + 1, label), regex)
+
+
+def _group(files: list[tuple[PurePosixPath, Loader]], regex: re.Pattern | None) -> tuple[list[Entry], list[str]]:
+    """One entry per student id (a folder or a file stem), sorted, and warnings for names the pattern missed."""
     files = _unwrap(files)
     groups: dict[str, list[tuple[PurePosixPath, Loader]]] = {}
     names: dict[str, str] = {}
@@ -96,7 +115,7 @@ def _entry(student: str, name: str, files: list[tuple[PurePosixPath, Loader]]) -
         rel, loader = candidates[0]
         try:
             return Entry(student, str(rel), loader(), name)
-        except (OSError, zipfile.BadZipFile, RuntimeError, EOFError, NotImplementedError, zlib.error) as exc:
+        except ZIP_ERRORS as exc:
             return Entry(student, str(rel), b"", name, f"{rel} could not be read: {exc}")  # corrupt, encrypted
     problem = (f"several submissions for {student}: {listed}; keep exactly one .py or .ipynb file" if candidates
                else f"no .py or .ipynb file for {student} (found {listed})")
@@ -124,13 +143,13 @@ def _directory_files(root: Path, exclude: Path | None, limit: int) -> list[tuple
     return found
 
 
-def _zip_files(path: Path, limit: int) -> list[tuple[PurePosixPath, Loader]]:
+def _zip_files(path: Path | BinaryIO, limit: int, label: str) -> list[tuple[PurePosixPath, Loader]]:
     """Members are read lazily and at most `limit` bytes each, so a zip bomb costs nothing."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = [info for info in archive.infolist() if not info.is_dir()]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise CollectError(f"{path}: unreadable zip file ({exc})") from None
+    except ZIP_ERRORS as exc:
+        raise CollectError(f"{label}: unreadable zip file ({exc})") from None
 
     def read(info: zipfile.ZipInfo) -> bytes:
         with zipfile.ZipFile(path) as archive, archive.open(info) as member:

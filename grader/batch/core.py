@@ -153,6 +153,11 @@ def _grade_entry(entry: Entry, assignment: Assignment, pool: SandboxPool, max_by
     code_hash = source_hash(submission)
     with pool.sandbox() as box:
         report = grade_submission(submission, assignment, box)
+    return report_result(base, report, code_hash)
+
+
+def report_result(base: dict, report: Report, code_hash: str | None) -> Result:
+    """The Result of a report, however it was graded (here, or by the service's workers)."""
     status, message = classify(report)
     return Result(**base, status=status, score=report.score, message=message, source_hash=code_hash,
                   elapsed=report.execution_time, checks=_checks(report), report=report)

@@ -6,6 +6,7 @@ import base64
 import io
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 import numpy
 from matplotlib.figure import Figure
@@ -110,11 +111,18 @@ def pass_rate_chart(summary: dict) -> str:
     return _png(figure)
 
 
-def render_summary_html(summary: dict, results: list[Result]) -> str:
+def report_file(result: Result) -> str | None:
+    """Where `grader batch` writes a student's HTML report, relative to summary.html (none when grading failed)."""
+    return None if result.retry else f"reports/{report_stem(result.student)}.html"
+
+
+def render_summary_html(summary: dict, results: list[Result],
+                        report_url: Callable[[Result], str | None] = report_file) -> str:
+    """`report_url` links each student to a report: a file beside the summary, or a page of the service."""
     plots = {"histogram": score_histogram(summary)}
     if any(c["total"] for c in summary["checks"]):
         plots["pass_rates"] = pass_rate_chart(summary)
-    students = [{"result": r, "report": f"reports/{report_stem(r.student)}.html"} for r in results]
+    students = [{"result": r, "report": report_url(r)} for r in results]
     return _templates.get_template("summary.html").render(summary=summary, plots=plots, students=students)
 
 
