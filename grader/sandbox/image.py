@@ -358,14 +358,19 @@ def remove_old_builders(client) -> int:
 
 
 def remove_old_images(client, keep: set[str]) -> list[str]:
-    """Untag and delete earlier content-hash images (those no container uses)."""
+    """Delete earlier sandbox images: other content-hash tags, and untagged ones a rebuild under
+    the same tag left behind (those a container still uses stay)."""
     removed = []
-    for image in client.images.list(name=IMAGE_NAME):
+    try:
+        images = client.images.list(name=IMAGE_NAME) + client.images.list(filters={"dangling": True, "label": LABEL_HASH})
+    except Exception:
+        return removed
+    for image in images:
         if set(image.tags) & keep:
             continue
         try:
             client.images.remove(image.id)
-            removed += image.tags
+            removed += image.tags or [image.short_id]
         except Exception:
             pass  # in use by a container, or already gone
     return removed
