@@ -47,7 +47,11 @@ def _launchers() -> list:
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
-    """`maximize` with tight limits, so timeouts cost seconds, not minutes."""
+    """`maximize` with tight limits, so timeouts cost seconds, not minutes. The limits travel with
+    each job, so the docker sandbox keeps the image built from the real assignments."""
+    from grader.sandbox.image import image_ref
+
+    os.environ["GRADER_IMAGE"] = image_ref()
     root = tmp_path_factory.mktemp("assignments")
     source = assignments.get("maximize").directory
     shutil.copytree(source, root / "maximize")
@@ -57,7 +61,7 @@ def spec(tmp_path_factory):
     toml.write_text(text[:start] + LIMITS + "\n" + text[end:])
     os.environ["GRADER_ASSIGNMENTS_DIR"] = str(root)
     yield assignments.get("maximize")
-    del os.environ["GRADER_ASSIGNMENTS_DIR"]
+    del os.environ["GRADER_ASSIGNMENTS_DIR"], os.environ["GRADER_IMAGE"]
 
 
 @pytest.fixture(scope="module", params=_launchers())

@@ -209,7 +209,6 @@ class ForkServer:
         from grader.harness import student
 
         os.setsid()
-        isolation.prctl(isolation.PR_SET_PDEATHSIG, 9)
         isolation.close_fds_except({sock.fileno()})
         isolation.redirect_stdio()
         limits = job["limits"]
@@ -227,6 +226,7 @@ class ForkServer:
             for path in [self.workdir, *(str(Path(self.workdir, n)) for n in data)]:
                 os.chown(path, self.student_uid, self.student_gid)
             isolation.drop_privileges(self.student_uid, self.student_gid)
+        isolation.prctl(isolation.PR_SET_PDEATHSIG, 9)  # after the uid change, which clears it
         isolation.prctl(isolation.PR_SET_NO_NEW_PRIVS, 1)
         isolation.apply_limits(
             limits["memory_mb"],

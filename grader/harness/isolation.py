@@ -17,6 +17,7 @@ from pathlib import Path
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWIPC = 0x08000000
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
@@ -55,10 +56,10 @@ def _tmpfs(target: str, size_mb: int, mode: str = "1777") -> None:
 
 
 def isolate_filesystem(hide: list[str], keep: list[str], private: list[str], scratch_mb: int) -> None:
-    """New mount and network namespaces: `private` (every directory anyone may write) replaced
+    """New mount, network and IPC namespaces (no SysV or POSIX IPC object outlives the process): `private` (every directory anyone may write) replaced
     by empty tmpfs, `hide` covered by empty tmpfs (reference, checks, other submissions, the
     host user's home), `keep` (the Python installation) shown again inside them."""
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare")
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC), "unshare")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _tmpfs("/tmp", scratch_mb)
     hide = [p for p in hide if os.path.isdir(p)]

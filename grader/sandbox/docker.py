@@ -27,6 +27,7 @@ import weakref
 from grader.harness.protocol import Channel
 from grader.sandbox import SandboxError
 from grader.sandbox.forkserver_client import ForkServerSandbox
+from grader.sandbox.slots import Slot
 
 LABEL = "grader.sandbox"
 LABEL_OWNER = "grader.owner"
@@ -43,7 +44,7 @@ CAPABILITIES = ["SETUID", "SETGID", "CHOWN", "DAC_OVERRIDE", "FOWNER"]
 # SysV message queues, semaphore sets and POSIX message queues cannot be created at all.
 SYSCTLS = {"kernel.shm_rmid_forced": "1", "kernel.msgmni": "0", "kernel.sem": "250 32000 32 0",
            "fs.mqueue.queues_max": "0"}
-DEFAULT_STUDENT_UID = 61000
+DEFAULT_STUDENT_UID_BASE = 62000
 DEFAULT_GRADER_UID = 61001
 ENGINE_TIMEOUT = 60
 
@@ -256,7 +257,10 @@ class DockerSandbox(ForkServerSandbox):
             if not _reaped:
                 _reaped = True
                 reap_stale_containers(self.client)
-        self.student_uid = int(labels.get("grader.student_uid", DEFAULT_STUDENT_UID))
+        # Each container's students get a uid of their own: the per-uid process cap (RLIMIT_NPROC)
+        # is counted host-wide, so a fork bomb in one container must not starve another.
+        self.slot = Slot()
+        self.student_uid = self.slot.uid("GRADER_DOCKER_UID_BASE", DEFAULT_STUDENT_UID_BASE)
         self.grader_uid = int(labels.get("grader.grader_uid", DEFAULT_GRADER_UID))
         config = {
             "assignments_dir": labels.get("grader.assignments_dir", ASSIGNMENTS_DIR),
@@ -354,3 +358,5 @@ class DockerSandbox(ForkServerSandbox):
             reader.close()
             self._reader = None
         _open_sandboxes.discard(self)
+        if getattr(self, "slot", None) is not None:
+            self.slot.release()

@@ -9,7 +9,6 @@ your own privileges, which is only fit for trying your own checks.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import site
@@ -23,23 +22,7 @@ from grader.assignments import PROJECT_ROOT, assignments_root, reference_root
 from grader.harness import isolation
 from grader.harness.protocol import Channel
 from grader.sandbox.forkserver_client import ForkServerSandbox
-
-SLOTS_DIR = Path(tempfile.gettempdir()) / "grader-slots"
-MAX_SLOTS = 512
-
-
-def _claim_slot() -> tuple[int, int]:
-    """A slot number no other live sandbox on this host holds (a lock file per slot)."""
-    SLOTS_DIR.mkdir(mode=0o755, exist_ok=True)
-    for slot in range(MAX_SLOTS):
-        fd = os.open(SLOTS_DIR / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return slot, fd
-        except BlockingIOError:
-            os.close(fd)
-    raise RuntimeError(f"all {MAX_SLOTS} local sandbox slots are in use")
-
+from grader.sandbox.slots import Slot
 
 def _python_paths() -> list[str]:
     paths = {sys.prefix, sys.base_prefix, *site.getsitepackages(), site.getusersitepackages()}
@@ -58,15 +41,14 @@ class LocalSandbox(ForkServerSandbox):
 
     def __init__(self) -> None:
         super().__init__()
-        self.slot, self._lock_fd = _claim_slot()
+        self.slot = Slot()
         root = os.geteuid() == 0
         if not root:
             warnings.warn("local sandbox without root: submissions run with your own privileges", stacklevel=2)
-        base = int(os.environ.get("GRADER_LOCAL_UID_BASE", "64000"))
         config = {
             "assignments_dir": str(assignments_root()),
             "reference_dir": str(reference_root()),
-            "student_uid": base + self.slot if root else None,
+            "student_uid": self.slot.uid("GRADER_LOCAL_UID_BASE", 64000) if root else None,
             "isolate": root,
             "hide": _hidden_paths(),
             "keep": _python_paths(),
@@ -109,4 +91,4 @@ class LocalSandbox(ForkServerSandbox):
         if self.student_uid is not None:
             isolation.kill_uid(self.student_uid)  # whatever outlived a fork server killed mid-job
         self._stderr.close()
-        os.close(self._lock_fd)
+        self.slot.release()
