@@ -18,9 +18,10 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import PurePosixPath
 
 from sqlalchemy import (
-    DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, TypeDecorator, case, create_engine,
+    JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, TypeDecorator, case, create_engine,
     event, func, select, text, update,
 )
 from sqlalchemy.engine import make_url
@@ -111,6 +112,11 @@ class Submission(Base):
     def submitted_by(self) -> str | None:
         return self.token.name if self.token else None
 
+    @classmethod
+    def of(cls, content: bytes, **columns) -> Submission:
+        """A submission of these bytes, with their size and SHA-256."""
+        return cls(size=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content, **columns)
+
 
 ACTIVE_JOB = text("status IN ('queued', 'running')")
 
@@ -152,6 +158,64 @@ class ReportRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job] = relationship(back_populates="report_row")
+
+
+# Batches: a class handed in at once. Each student's file becomes a stored submission that the normal
+# queue grades; an entry that could not be read keeps only why, so its student still gets a gradebook row.
+
+
+class Batch(Base):
+    """One upload of a class's submissions (a zip) by an instructor."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    assignment: Mapped[str] = mapped_column(String(100), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    id_pattern: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list, doc="what collecting the upload noticed")
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    token: Mapped[Token | None] = relationship(lazy="joined")
+    entries: Mapped[list[BatchEntry]] = relationship(back_populates="batch", order_by="BatchEntry.id")
+
+    @property
+    def submitted_by(self) -> str | None:
+        return self.token.name if self.token else None
+
+
+class BatchEntry(Base):
+    """One student of a batch: the submission its file became, or the problem that kept it from grading."""
+
+    __tablename__ = "batch_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    student: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(Text, doc="the path inside the upload")
+    fingerprint: Mapped[str] = mapped_column(String(64), doc="SHA-256 of the bytes, or of the problem")
+    source_hash: Mapped[str | None] = mapped_column(String(64), doc="the code's hash, for spotting identical code")
+    submission_id: Mapped[str | None] = mapped_column(ForeignKey("submissions.id"), index=True)
+    problem: Mapped[str | None] = mapped_column(Text, doc="why it was rejected before grading")
+
+    batch: Mapped[Batch] = relationship(back_populates="entries")
+    submission: Mapped[Submission | None] = relationship()
+
+
+@dataclass(frozen=True)
+class NewBatchEntry:
+    """A student's part of an upload: gradable (`content`, stored as submission `submission_id`) or `problem`."""
+
+    student: str
+    name: str
+    filename: str
+    fingerprint: str
+    content: bytes | None = None
+    submission_id: str | None = None
+    source_hash: str | None = None
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,10 +291,8 @@ class Store:
                        origin: str, token_id: int | None) -> int:
         """Store a submission with its first job, queued; returns the job id. Committed on return."""
         with self._sessions.begin() as session:
-            submission = Submission(
-                id=submission_id, assignment=assignment, filename=filename, size=len(content),
-                sha256=hashlib.sha256(content).hexdigest(), content=content, origin=origin, token_id=token_id,
-            )
+            submission = Submission.of(content, id=submission_id, assignment=assignment, filename=filename,
+                                       origin=origin, token_id=token_id)
             job = Job(submission=submission)
             session.add_all([submission, job])
             session.flush()
@@ -342,6 +404,44 @@ class Store:
         with self._sessions() as session:
             return session.scalar(select(func.count()).select_from(Worker).where(
                 Worker.stopped_at.is_(None), Worker.heartbeat_at >= utcnow() - fresh_within))
+
+    # Batches
+
+    def add_batch(self, *, batch_id: str, assignment: str, filename: str, id_pattern: str | None,
+                  warnings: list[str], token_id: int | None, entries: Iterable[NewBatchEntry]) -> list[int]:
+        """Store a batch, its entries and a queued job per gradable one, all or nothing; returns the job ids."""
+        with self._sessions.begin() as session:
+            batch = Batch(id=batch_id, assignment=assignment, filename=filename, id_pattern=id_pattern,
+                          warnings=warnings, token_id=token_id)
+            jobs = []
+            for new in entries:
+                submission = None
+                if new.content is not None:
+                    submission = Submission.of(new.content, id=new.submission_id, assignment=assignment,
+                                               filename=PurePosixPath(new.filename).name[-255:], origin="batch",
+                                               token_id=token_id)
+                    jobs.append(Job(submission=submission))
+                batch.entries.append(BatchEntry(
+                    student=new.student, name=new.name, filename=new.filename, fingerprint=new.fingerprint,
+                    source_hash=new.source_hash, problem=new.problem, submission=submission))
+            session.add(batch)
+            session.add_all(jobs)
+            session.flush()
+            return [job.id for job in jobs]
+
+    def batch(self, batch_id: str) -> Batch | None:
+        """A batch with its entries, their submissions, jobs and reports."""
+        with self._sessions() as session:
+            return session.scalar(select(Batch).where(Batch.id == batch_id).options(
+                selectinload(Batch.entries).selectinload(BatchEntry.submission).selectinload(Submission.jobs)))
+
+    def batches(self, limit: int = 50) -> list[Batch]:
+        """Newest first, with entries and job states but not reports (enough to count progress)."""
+        query = select(Batch).order_by(Batch.created_at.desc(), Batch.id).limit(limit).options(
+            selectinload(Batch.entries).selectinload(BatchEntry.submission).selectinload(Submission.jobs)
+            .raiseload(Job.report_row))
+        with self._sessions() as session:
+            return list(session.scalars(query))
 
     # Numbers for /metrics
 

@@ -196,3 +196,5 @@ def init_app(app: Flask) -> None:
     for name, schema in report_components().items():
         api.spec.components.schema(name, schema)
     api.register_blueprint(blp)
+    from grader.app import batches  # it builds on this module, so it is loaded after it
+    batches.init_app(app, api)
