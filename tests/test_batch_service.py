@@ -15,9 +15,8 @@ from types import SimpleNamespace
 import pytest
 import requests
 import schemathesis
-
+import test_web
 from conftest import wait_for
-from test_web import browser, sign_in  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAXIMIZE = ROOT / "assignments" / "maximize"
@@ -60,6 +59,11 @@ def start(grader_site, *args: str, ready: str) -> SimpleNamespace:
     server = site.start("serve", "--sandbox", "local", *args)
     server.wait_ready(path=ready)
     return SimpleNamespace(url=server.url, tokens=tokens, server=server, site=site)
+
+
+# The browser fixtures of the page tests, shared.
+browser = test_web.browser
+sign_in = test_web.sign_in
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,16 @@ from werkzeug.exceptions import HTTPException
 from grader import assignments
 from grader.app import auth
 from grader.app.batches import (
-    allow_batch_upload, batch_or_404, canvas_response, counts, create_batch, entry_result, entry_status,
-    gradebook_response, is_finished, summary_response,
+    allow_batch_upload,
+    batch_or_404,
+    canvas_response,
+    counts,
+    create_batch,
+    entry_result,
+    entry_status,
+    gradebook_response,
+    is_finished,
+    summary_response,
 )
 from grader.app.errors import message_of
 from grader.app.extensions import store

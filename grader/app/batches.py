@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import PurePath
+from typing import ClassVar
 
 import marshmallow as ma
 from flask import Flask, Response, current_app, g, request, url_for
@@ -50,7 +51,7 @@ ZIP_HELP = "a zip holding one .py or .ipynb file per student, or one folder per 
 # Reading a multipart form's files and fields together, so one schema validates (and documents) the whole form.
 
 class _MultipartParser(FlaskParser):
-    __location_map__ = {**FlaskParser.__location_map__, "multipart": "load_multipart"}
+    __location_map__: ClassVar = {**FlaskParser.__location_map__, "multipart": "load_multipart"}
 
     def load_multipart(self, req, schema) -> MultiDictProxy:
         return self._makeproxy(CombinedMultiDict([req.files, req.form]), schema)
@@ -58,8 +59,8 @@ class _MultipartParser(FlaskParser):
 
 class _Blueprint(Blueprint):
     ARGUMENTS_PARSER = _MultipartParser()
-    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {**Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
-                                             "multipart": "multipart/form-data"}
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING: ClassVar = {**Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+                                                       "multipart": "multipart/form-data"}
 
 
 blp = _Blueprint("batches", __name__, url_prefix="/api/v1/batches",
@@ -184,8 +185,8 @@ def create_batch(slug: str, upload: FileStorage | None, id_pattern: str | None, 
         abort(422, "empty_batch", f"{filename} holds no submissions: upload {ZIP_HELP}")
     new_entries = []
     for entry in entries:
-        common = dict(student=entry.student, name=entry.name or entry.student, filename=entry.filename,
-                      fingerprint=fingerprint(entry))
+        common = {"student": entry.student, "name": entry.name or entry.student, "filename": entry.filename,
+                  "fingerprint": fingerprint(entry)}
         try:
             if entry.problem:
                 raise IntakeError(entry.problem)
@@ -232,8 +233,8 @@ def is_finished(batch: Batch) -> bool:
 
 def entry_result(entry: BatchEntry, spec: Assignment) -> Result | None:
     """The student's gradebook row as `grader batch` would write it, or None while still grading."""
-    base = dict(student=entry.student, name=entry.name, filename=entry.filename, slug=spec.slug,
-                version=spec.version, sha256=entry.fingerprint, max_score=spec.max_score)
+    base = {"student": entry.student, "name": entry.name, "filename": entry.filename, "slug": spec.slug,
+            "version": spec.version, "sha256": entry.fingerprint, "max_score": spec.max_score}
     if entry.submission is None:
         return Result(**base, status="rejected", score=0.0, message=entry.problem or "")
     job = entry.submission.job
@@ -251,9 +252,6 @@ class FinishedBatch:
     batch: Batch
     spec: Assignment
     results: list[Result]
-
-    def submission_of(self, student: str) -> str | None:
-        return next(e.submission_id for e in self.batch.entries if e.student == student)
 
 
 def finished_or_409(batch_id: str) -> FinishedBatch:
@@ -289,8 +287,10 @@ def summary_response(batch_id: str) -> Response:
         "batch": batch.id, "file": batch.filename, "submitted_by": batch.submitted_by,
         "submitted_at": batch.created_at.isoformat()})
 
+    submissions = {entry.student: entry.submission_id for entry in batch.entries}
+
     def report_page(result: Result) -> str | None:
-        submission_id = done.submission_of(result.student)
+        submission_id = submissions[result.student]
         return url_for("web.submission", submission_id=submission_id) if submission_id else None
     return Response(render_summary_html(summary, done.results, report_page), mimetype="text/html")
 
