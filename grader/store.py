@@ -25,7 +25,9 @@ from sqlalchemy import (
     event, func, select, text, update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase, Mapped, Session, mapped_column, relationship, selectinload, sessionmaker,
+)
 
 from grader.auth import ROLES, hash_secret
 from grader.report import Report
@@ -247,6 +249,9 @@ class Store:
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Run inside the transaction that stores a report, so what they add (the LMS outbox's deliveries)
+        # is committed with the report or not at all.
+        self.report_hooks: list[Callable[[Session, int, Report], None]] = []
         Base.metadata.create_all(self.engine)
 
     def close(self) -> None:
@@ -288,13 +293,14 @@ class Store:
     # Submissions
 
     def add_submission(self, *, submission_id: str, assignment: str, filename: str, content: bytes,
-                       origin: str, token_id: int | None) -> int:
-        """Store a submission with its first job, queued; returns the job id. Committed on return."""
+                       origin: str, token_id: int | None, with_rows: Iterable[Base] = ()) -> int:
+        """Store a submission with its first job, queued, and `with_rows` in the same transaction (an LMS
+        submission's row); returns the job id. Committed on return."""
         with self._sessions.begin() as session:
             submission = Submission.of(content, id=submission_id, assignment=assignment, filename=filename,
                                        origin=origin, token_id=token_id)
             job = Job(submission=submission)
-            session.add_all([submission, job])
+            session.add_all([submission, job, *with_rows])
             session.flush()
             return job.id
 
@@ -346,6 +352,8 @@ class Store:
             session.add(ReportRow(
                 job_id=job_id, submission_id=report.submission_id, status=report.status, score=report.score,
                 max_score=report.max_score, body=report.to_json(indent=None)))
+            for hook in self.report_hooks:
+                hook(session, job_id, report)
             return True
 
     def fail(self, job_id: int, worker_id: str, error: str, seconds: float) -> bool:
