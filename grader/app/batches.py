@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import PurePath
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 import marshmallow as ma
 from flask import Flask, Response, current_app, g, request, url_for
@@ -155,11 +155,11 @@ def allow_batch_upload() -> None:
     """Lift this request's size cap from one submission's to a class's, and refuse a larger body unread."""
     request.max_content_length = max_batch_bytes() + 64 * 1024
     if (request.content_length or 0) > request.max_content_length:
-        abort(413, "too_large", f"the upload is too large: a batch zip may be at most {_megabytes(max_batch_bytes())}")
+        _too_large("the upload")
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 2**20:g} MB"
+def _too_large(what: str) -> NoReturn:
+    abort(413, "too_large", f"{what} is too large: a batch zip may be at most {max_batch_bytes() / 2**20:g} MB")
 
 
 def create_batch(slug: str, upload: FileStorage | None, id_pattern: str | None, token: Token) -> str:
@@ -175,7 +175,7 @@ def create_batch(slug: str, upload: FileStorage | None, id_pattern: str | None, 
     filename = PurePath(upload.filename.replace("\\", "/")).name[-255:]
     data = upload.read(max_batch_bytes() + 1)
     if len(data) > max_batch_bytes():
-        abort(413, "too_large", f"{filename} is too large: a batch zip may be at most {_megabytes(max_batch_bytes())}")
+        _too_large(filename)
     max_bytes = current_app.config["MAX_SUBMISSION_BYTES"]
     try:
         entries, warnings = collect_zip(data, filename, id_pattern or None, max_bytes=max_bytes)
