@@ -8,6 +8,7 @@ the job in the store, and a job that is not queued there any more is skipped.
 A worker process keeps a pool of warm sandboxes, one Huey consumer thread per concurrent
 grade, and a heartbeat row in the store. At start-up it enqueues every queued job again and
 re-queues the running jobs of dead workers; it looks for dead workers again on every heartbeat.
+Given an `OutboxSender`, it also sends the LMS outbox from a thread of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from huey import Huey, RedisHuey, SqliteHuey
 
@@ -29,6 +31,9 @@ from grader.intake import IntakeError
 from grader.sandbox import SandboxError
 from grader.sandbox.pool import SandboxPool
 from grader.store import Store, Worker, utcnow
+
+if TYPE_CHECKING:
+    from grader.lms_sender import OutboxSender
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +81,10 @@ class GradingWorker:
     SIGINT stops gracefully (running grades finish); after SIGTERM the jobs still running are
     re-queued by the next worker to start."""
 
-    def __init__(self, queue: GradingQueue, *, sandbox: str, threads: int = 1, pool_size: int | None = None) -> None:
+    def __init__(self, queue: GradingQueue, *, sandbox: str, threads: int = 1, pool_size: int | None = None,
+                 outbox: OutboxSender | None = None) -> None:
         self.queue = queue
+        self.outbox = outbox
         self.store = queue.store
         self.sandbox_kind = sandbox
         self.threads = threads
@@ -98,6 +105,9 @@ class GradingWorker:
             self.recover()
             heartbeat = threading.Thread(target=self._beat, name="grader-heartbeat", daemon=True)
             heartbeat.start()
+            if self.outbox is not None:
+                threading.Thread(target=self.outbox.run, args=(self._stopping,), name="grader-lms-outbox",
+                                 daemon=True).start()
             consumer = self.queue.huey.create_consumer(
                 workers=self.threads, worker_type="thread", periodic=False,
                 # SQLite is polled: keep the wait between polls short, so a student waits for grading only.

@@ -56,6 +56,16 @@ def token_required(view: Callable) -> Callable:
     return refuses(401)(blp.doc(security=[{"bearerAuth": []}])(wrapped))
 
 
+def instructor_required(view: Callable) -> Callable:
+    """`token_required`, and the token must be an instructor's."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if g.token.role != "instructor":
+            abort(403, "forbidden", "this needs an instructor's API token")
+        return view(*args, **kwargs)
+    return token_required(refuses(403)(wrapped))
+
+
 @blp.get("/assignments")
 @blp.response(200, AssignmentSchema(many=True))
 def list_assignments():
@@ -198,3 +208,5 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(blp)
     from grader.app import batches  # it builds on this module, so it is loaded after it
     batches.init_app(app, api)
+    from grader.app import lms  # it builds on this module too
+    lms.init_app(app, api)

@@ -1,4 +1,4 @@
-"""The service's commands: `grader serve`, `grader worker`, `grader token create|revoke`.
+"""The service's commands: `grader serve`, `grader worker`, `grader token create|revoke`, `grader lms`.
 
 `grader/cli.py` owns the group and the shared `--sandbox` option and hands them to `register`.
 """
@@ -10,6 +10,7 @@ import os
 
 import click
 
+from grader.app.lms_commands import lms
 from grader.auth import ROLES
 
 workers_option = click.option(
@@ -70,7 +71,7 @@ def worker(sandbox: str | None, workers: int | None) -> None:
     backends = make_backends(settings.from_env())
     try:
         GradingWorker(backends.queue, sandbox=_sandbox_kind(sandbox), threads=workers or 1,
-                      pool_size=_pool_size()).run()
+                      pool_size=_pool_size(), outbox=backends.outbox).run()
     except SandboxError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -121,3 +122,4 @@ def register(main: click.Group, sandbox_option) -> None:
     main.add_command(sandbox_option(serve))
     main.add_command(sandbox_option(worker))
     main.add_command(token)
+    main.add_command(lms)

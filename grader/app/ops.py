@@ -27,6 +27,7 @@ class StoreCollector:
     def __init__(self, found: Backends) -> None:
         self.store = found.store
         self.queue = found.queue
+        self.lms = found.lms
 
     def collect(self):
         yield GaugeMetricFamily("grader_queue_depth", "Messages waiting in the work queue", value=self.queue.depth())
@@ -36,6 +37,10 @@ class StoreCollector:
         yield jobs
         yield GaugeMetricFamily("grader_workers", "Worker processes with a recent heartbeat",
                                 value=self.store.live_workers(LIVE_WITHIN))
+        deliveries = GaugeMetricFamily("grader_lms_deliveries", "LMS callbacks and scores by state", labels=["state"])
+        for state, count in self.lms.delivery_counts().items():
+            deliveries.add_metric([state], count)
+        yield deliveries
         buckets, total, seconds = self.store.grade_durations(DURATION_BUCKETS)
         yield HistogramMetricFamily(
             "grader_grade_duration_seconds", "Wall time of finished grading jobs",

@@ -11,6 +11,7 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest.fields import Upload
 from marshmallow import fields, validate
+from pydantic import BaseModel
 
 from grader.report import Report
 from grader.store import JOB_STATUSES
@@ -93,9 +94,14 @@ class SubmissionSchema(ma.Schema):
 
 def report_components() -> dict[str, dict]:
     """The report's JSON schema and its parts as OpenAPI 3.0 components."""
-    schema = Report.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    return model_components(Report)
+
+
+def model_components(model: type[BaseModel]) -> dict[str, dict]:
+    """A pydantic model's JSON schema (by alias) and its parts as OpenAPI 3.0 components, under their names."""
+    schema = model.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
     components = schema.pop("$defs", {})
-    components["Report"] = schema
+    components[model.__name__] = schema
     return {name: _openapi30(part) for name, part in components.items()}
 
 

@@ -30,7 +30,8 @@ def serve(app: Flask, *, host: str, port: int, workers: int, sandbox: str, pool_
     try:
         if workers:
             backends: Backends = app.extensions["grader"]
-            GradingWorker(backends.queue, sandbox=sandbox, threads=workers, pool_size=pool_size).run()
+            GradingWorker(backends.queue, sandbox=sandbox, threads=workers, pool_size=pool_size,
+                          outbox=backends.outbox).run()
         else:
             _wait_for_signal()
     finally:

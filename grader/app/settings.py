@@ -11,6 +11,10 @@ from typing import Any
 from grader.intake import DEFAULT_MAX_BYTES
 from grader.store import default_database_url
 
+# RetryPolicy fields of the LMS outbox, settable from the environment (so tests can retry in seconds).
+LMS_RETRY_ENV = {"max_attempts": ("GRADER_LMS_RETRY_ATTEMPTS", int), "base": ("GRADER_LMS_RETRY_BASE", float),
+                 "cap": ("GRADER_LMS_RETRY_CAP", float), "timeout": ("GRADER_LMS_TIMEOUT", float)}
+
 
 def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     data_dir = Path(environ.get("GRADER_DATA_DIR") or "grader-data").resolve()
@@ -22,6 +26,9 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "MAX_SUBMISSION_BYTES": DEFAULT_MAX_BYTES,
         # The longest a client may hold a request open with ?wait=.
         "MAX_WAIT_SECONDS": 300,
+        "LMS_RETRY": {field: kind(environ[name]) for field, (name, kind) in LMS_RETRY_ENV.items() if environ.get(name)},
+        # How often a worker looks for LMS deliveries that are due.
+        "LMS_POLL_SECONDS": float(environ.get("GRADER_LMS_POLL_SECONDS") or 1.0),
     }
 
 

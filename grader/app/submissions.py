@@ -35,6 +35,16 @@ def submit(slug: str, upload: FileStorage | None, token: Token, origin: str) -> 
         abort(422, "missing_file", "attach the notebook (.ipynb) or module (.py) as the multipart field 'file'")
     filename = PurePath(upload.filename.replace("\\", "/")).name[-255:]
     data = upload.read()
+    check_intake(data, filename)
+    submission_id = new_submission_id()
+    job_id = store().add_submission(submission_id=submission_id, assignment=spec.slug, filename=filename,
+                                    content=data, origin=origin, token_id=token.id)
+    enqueue(job_id, submission_id)
+    return store().submission(submission_id)
+
+
+def check_intake(data: bytes, filename: str) -> None:
+    """Refuse what cannot be graded at all (413 too large, 422 unreadable) before anything is stored."""
     max_bytes = current_app.config["MAX_SUBMISSION_BYTES"]
     try:
         read_submission(data, filename, max_bytes)
@@ -42,16 +52,16 @@ def submit(slug: str, upload: FileStorage | None, token: Token, origin: str) -> 
         if len(data) > max_bytes:
             abort(413, "too_large", str(exc))
         abort(422, "invalid_submission", str(exc))
-    submission_id = new_submission_id()
-    job_id = store().add_submission(submission_id=submission_id, assignment=spec.slug, filename=filename,
-                                    content=data, origin=origin, token_id=token.id)
+
+
+def enqueue(job_id: int, submission_id: str) -> None:
+    """Queue a stored submission's job; 503 if the queue is down (a worker queues it again when it starts)."""
     try:
         queue().enqueue(job_id)
     except Exception:
         log.exception("could not enqueue job %d", job_id)
         abort(503, "queue_unavailable", f"submission {submission_id} is stored, but the queue cannot be reached:"
               " it will be graded when a worker starts")
-    return store().submission(submission_id)
 
 
 def wait_until_finished(submission: Submission, seconds: float) -> Submission:
