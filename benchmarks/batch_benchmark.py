@@ -26,12 +26,15 @@ from pathlib import Path
 from grader import assignments
 from grader.batch import Entry, grade_batch
 from grader.batch.command import default_jobs
+from grader.sandbox.image import image_ref
 
 LIMITS = "[limits]\nprobe_timeout = 2\nimport_timeout = 1\ntotal_timeout = 10\n"
 
 
 def limited_maximize(root: Path) -> assignments.Assignment:
-    """A copy of `maximize` with LIMITS, registered through GRADER_ASSIGNMENTS_DIR."""
+    """A copy of `maximize` with LIMITS, registered through GRADER_ASSIGNMENTS_DIR. Limits travel
+    with each job, so the docker sandbox keeps the image of the real assignments."""
+    os.environ.setdefault("GRADER_IMAGE", image_ref())
     shutil.copytree(assignments.get("maximize").directory, root / "maximize")
     toml = root / "maximize" / "assignment.toml"
     text = toml.read_text()

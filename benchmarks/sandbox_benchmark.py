@@ -6,9 +6,10 @@ For each sandbox kind that can run here it prints:
 - cold: a whole `grader grade` command (process start, sandbox warm-up, one submission);
 - warm: one submission in an already warm sandbox (median of several), and its ratio to `none`
   (the same checks in-process, no isolation at all);
-- class: N notebooks through one warm sandbox (what `grader batch` and service workers do)
-  against the same N graded with a fresh sandbox each (a container or fork server per
-  submission, the way graders without a fork server work), and the speed-up.
+- class: N notebooks through `grade_batch` (what `grader batch` runs: a pool of warm sandboxes,
+  as many as `grader batch` picks, warm-up included) against the same N graded with a fresh
+  sandbox each, one after another (a container or fork server per submission, the way graders
+  without a fork server work), and the speed-up.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ import time
 from pathlib import Path
 
 from grader import assignments
+from grader.batch import grade_batch
+from grader.batch.command import default_jobs
 from grader.grading import grade_bytes
 from grader.sandbox import open_sandbox
+from grader.sandbox.pool import SandboxPool
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "assignments" / "maximize" / "solutions" / "lecture.ipynb"
@@ -73,16 +77,14 @@ def fresh_each(kind: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def one_warm(kind: str, count: int) -> float:
+def batch(kind: str, count: int) -> tuple[float, int]:
     spec, data = assignments.get("maximize"), NOTEBOOK.read_bytes()
+    jobs = default_jobs(spec, count)
     started = time.perf_counter()
-    box = open_sandbox(kind)
-    try:
-        for _ in range(count):
-            grade_bytes(data, NOTEBOOK.name, spec, box)
-    finally:
-        box.close()
-    return time.perf_counter() - started
+    with SandboxPool(kind, jobs) as pool:
+        results = list(grade_batch([(f"s{n}", NOTEBOOK.name, data) for n in range(count)], spec, pool))
+    assert all(r.score == spec.max_score for r in results), [r.status for r in results]
+    return time.perf_counter() - started, jobs
 
 
 def main() -> None:
@@ -100,9 +102,9 @@ def main() -> None:
         warm_time = warm(kind, args.repeats)
         print(f"{kind:<6} cold grade command   {cold(kind):7.2f} s")
         print(f"{kind:<6} warm submission      {warm_time * 1000:7.0f} ms  ({warm_time / baseline:.1f}x none)")
-        pooled, fresh = one_warm(kind, args.notebooks), fresh_each(kind, args.notebooks)
-        print(f"{kind:<6} {args.notebooks} notebooks: one warm sandbox {pooled:6.1f} s, a fresh sandbox each "
-              f"{fresh:6.1f} s  ({fresh / pooled:.1f}x faster warm)")
+        (pooled, jobs), fresh = batch(kind, args.notebooks), fresh_each(kind, args.notebooks)
+        print(f"{kind:<6} {args.notebooks} notebooks: grade_batch on {jobs} warm sandboxes {pooled:6.1f} s, "
+              f"a fresh sandbox each {fresh:6.1f} s  ({fresh / pooled:.1f}x faster)")
 
 
 if __name__ == "__main__":

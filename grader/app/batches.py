@@ -27,7 +27,7 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
 from grader import assignments
-from grader.app.api import refuses, token_required
+from grader.app.api import instructor_required, refuses
 from grader.app.errors import abort
 from grader.app.extensions import queue, store
 from grader.app.submissions import assignment_or_404
@@ -344,16 +344,6 @@ def _student(entry: BatchEntry, spec: Assignment) -> dict:
 
 # The API
 
-def instructor_only(view: Callable) -> Callable:
-    """After authentication and before the body is read: a student's token learns only that it may not."""
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        if g.token.role != "instructor":
-            abort(403, "forbidden", "batches are for instructors: this token belongs to a student")
-        return view(*args, **kwargs)
-    return refuses(403)(wrapped)
-
-
 def _upload_limit(view: Callable) -> Callable:
     @wraps(view)
     def wrapped(*args, **kwargs):
@@ -363,8 +353,7 @@ def _upload_limit(view: Callable) -> Callable:
 
 
 @blp.post("")
-@token_required
-@instructor_only
+@instructor_required
 @refuses(413, 503)
 @_upload_limit
 @blp.arguments(BatchUploadSchema, location="multipart", as_kwargs=True)
@@ -383,8 +372,7 @@ def create(file: FileStorage, assignment: str, id_pattern: str | None):
 
 
 @blp.get("")
-@token_required
-@instructor_only
+@instructor_required
 @blp.arguments(BatchListQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, BatchSchema(many=True))
 def list_batches(limit: int):
@@ -393,8 +381,7 @@ def list_batches(limit: int):
 
 
 @blp.get("/<batch_id>")
-@token_required
-@instructor_only
+@instructor_required
 @refuses(404)
 @blp.response(200, BatchDetailSchema)
 def get_batch(batch_id: str):
@@ -403,8 +390,7 @@ def get_batch(batch_id: str):
 
 
 @blp.get("/<batch_id>/gradebook.csv")
-@token_required
-@instructor_only
+@instructor_required
 @refuses(404, 409)
 @blp.response(200, {"type": "string"}, content_type="text/csv",
               description="student,score,max_score,status, the points of each check, message")
@@ -414,8 +400,7 @@ def get_gradebook(batch_id: str) -> Response:
 
 
 @blp.get("/<batch_id>/canvas.csv")
-@token_required
-@instructor_only
+@instructor_required
 @refuses(404, 409)
 @blp.arguments(CanvasQuerySchema, location="query", as_kwargs=True)
 @blp.response(200, {"type": "string"}, content_type="text/csv", description="Canvas's gradebook import layout")
@@ -425,8 +410,7 @@ def get_canvas(batch_id: str, canvas_id: str | None) -> Response:
 
 
 @blp.get("/<batch_id>/summary")
-@token_required
-@instructor_only
+@instructor_required
 @refuses(404, 409)
 @blp.response(200, {"type": "string"}, content_type="text/html",
               description="Scores histogram, pass rate per check, identical and slowest submissions")

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from pathlib import Path
 
 from grader.assignments import PROJECT_ROOT, assignments_root, reference_root
 from grader.harness import isolation
