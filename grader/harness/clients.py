@@ -8,14 +8,23 @@ compares the same kinds of data either way.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import tempfile
+import signal
+import threading
 import time
 import types
 from typing import Any, Callable
 
 from grader.harness.protocol import ChannelClosed, ChannelTimeout
+
+
+def write_check_file(name: str, data: bytes) -> None:
+    if os.path.basename(name) != name:
+        raise ValueError(f"put_file takes a plain file name, not {name!r}")
+    with open(name, "wb") as handle:
+        handle.write(data)
 
 
 class StudentError(Exception):
@@ -121,9 +130,9 @@ class StudentClient:
         self._kill()
 
     def put_file(self, name: str, data: bytes) -> None:
-        """Place a data file in the student's working directory (kept across restarts)."""
-        if os.path.basename(name) != name:
-            raise ValueError(f"put_file takes a plain file name, not {name!r}")
+        """Place a data file in the student's working directory (kept across restarts) and in the
+        checks' own, where the reference reads it."""
+        write_check_file(name, data)
         self.files[name] = data
         if self.channel is not None:
             self._call({"op": "put_file", "name": name, "data": _as_tensor(data)}, self.probe_timeout, "put_file")
@@ -168,27 +177,31 @@ def _as_tensor(data: bytes):
 
 
 class InProcessStudent:
-    """`--sandbox none`: the submission runs in this process; for writing and testing checks only."""
+    """`--sandbox none`: the submission runs in this process; for writing and testing checks only.
+    A probe timeout is an interval timer, so it holds only on the main thread."""
 
-    def __init__(self, module: types.ModuleType, probes: types.ModuleType, seeder: Callable[[], int], workdir: str):
+    def __init__(self, module: types.ModuleType, probes: types.ModuleType, seeder: Callable[[], int],
+                 probe_timeout: float):
         self.module = module
         self.probes = probes
         self.seeder = seeder
-        self.workdir = workdir
+        self.probe_timeout = probe_timeout
         self.import_notes: list[dict] = []
         self.import_failure = None
 
     def put_file(self, name: str, data: bytes) -> None:
-        with open(os.path.join(self.workdir, name), "wb") as handle:
-            handle.write(data)
+        write_check_file(name, data)  # this process's working directory is the student's too
 
     def run(self, probe: str, **inputs: Any) -> Any:
-        from grader.harness.student import seed_everything, _plain, describe_exception
+        from grader.harness.student import _plain, describe_exception, seed_everything
 
         seed_everything(self.seeder())
         try:
-            value = getattr(self.probes, probe)(self.module, **roundtrip(inputs))
+            with _alarm(self.probe_timeout, probe):
+                value = getattr(self.probes, probe)(self.module, **roundtrip(inputs))
             return roundtrip(_plain(value))
+        except StudentTimeout:
+            raise
         except Exception as exc:
             raise StudentError(f"calling {probe} raised {describe_exception(exc)[0]}") from None
 
@@ -196,5 +209,19 @@ class InProcessStudent:
         pass
 
 
-def scratch_dir() -> str:
-    return tempfile.mkdtemp(prefix="grader-none-")
+@contextlib.contextmanager
+def _alarm(seconds: float, what: str):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise StudentTimeout(f"{what} did not return within {seconds:g} s (time limit)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

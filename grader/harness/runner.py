@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +24,11 @@ def run_checks(
     submission_seed: int,
     deadline: float,
 ) -> dict[str, dict]:
-    """Return {check id: {"status", "output"}} for every check that ran."""
+    """Return {check id: {"status", "output"}} for every check that ran.
+
+    The checks run in a private working directory holding the assignment's `data/` files (and
+    whatever `student.put_file` places), so the reference reads the same files the student does.
+    """
     probes = load_module(assignment_dir / "probes.py", "grader_probes")
     reference = load_module(reference_path, "grader_reference")
     plugin = GraderPlugin(None, None, submission_seed, deadline)
@@ -43,9 +49,15 @@ def run_checks(
         "-W", "ignore",
     ]
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: fast, and nothing else hooks in
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            pytest.main(args, plugins=[plugin])
-    finally:
-        plugin._student.close()
+    previous_cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="grader-checks-") as workdir:
+        if (assignment_dir / "data").is_dir():
+            shutil.copytree(assignment_dir / "data", workdir, dirs_exist_ok=True)
+        os.chdir(workdir)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                pytest.main(args, plugins=[plugin])
+        finally:
+            os.chdir(previous_cwd)
+            plugin._student.close()
     return plugin.results

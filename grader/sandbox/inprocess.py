@@ -7,10 +7,11 @@ import io
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 from grader import assignments
-from grader.harness.clients import InProcessStudent, scratch_dir
+from grader.harness.clients import InProcessStudent
 from grader.harness.runner import run_checks
 from grader.harness.student import execute_cells, load_module
 
@@ -21,7 +22,7 @@ class InProcessSandbox:
 
     def grade(self, job: dict) -> dict:
         spec = assignments.get(job["slug"])
-        workdir = scratch_dir()
+        workdir = tempfile.mkdtemp(prefix="grader-none-")
         if spec.data_dir.is_dir():
             shutil.copytree(spec.data_dir, workdir, dirs_exist_ok=True)
         previous_cwd = os.getcwd()
@@ -34,7 +35,7 @@ class InProcessSandbox:
             probes = load_module(spec.probes_path, f"grader_probes_{job['submission_id']}")
             results = run_checks(
                 spec.directory, spec.reference_path,
-                lambda seeder: InProcessStudent(module, probes, seeder, workdir),
+                lambda seeder: InProcessStudent(module, probes, seeder, job["limits"]["probe_timeout"]),
                 job["seed"], time.monotonic() + job["limits"]["total_timeout"],
             )
         finally:
