@@ -88,3 +88,10 @@ def test_indented_magic_keeps_the_block_valid():
 def test_utf8_bom_is_accepted():
     submission = read_submission("x = 'é'\n".encode("utf-8-sig"), "a.py")
     assert submission.cells[0].source == "x = 'é'\n"
+
+
+def test_notebook_with_a_50_mb_output_cell_is_rejected_before_anything_runs():
+    nb = new_notebook(cells=[new_code_cell("print('x' * 50_000_000)")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 50_000_000)]
+    with pytest.raises(IntakeError, match=r"over the 5\.2 MB limit \(clear the notebook's outputs"):
+        read_submission(nbformat.writes(nb).encode(), "huge.ipynb")
