@@ -65,6 +65,8 @@ def _cell_filename(cell: Cell) -> str:
 
 def read_submission(data: bytes, filename: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Submission:
     """Turn uploaded bytes into cells; raise IntakeError with a student-facing message."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in filename):
+        raise IntakeError(f"the file name {filename!r} contains control characters: rename the file")
     suffix = PurePath(filename).suffix.lower()
     if suffix not in (".py", ".ipynb"):
         raise IntakeError(f"{filename!r}: submit a Python module (.py) or a Jupyter notebook (.ipynb)")

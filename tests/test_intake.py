@@ -29,6 +29,7 @@ def notebook_bytes(*cells: str, markdown: str | None = None) -> bytes:
         (json.dumps({"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}).encode(),
          "a.ipynb", "not a valid notebook"),
         (b"print(1)", "a.txt", "submit a Python module (.py) or a Jupyter notebook"),
+        (b"print(1)", "a\x00b.py", "contains control characters"),
         (b"x = 1\n" * 10, "a.py", "over the 0.0 MB limit"),
     ],
 )

@@ -136,6 +136,7 @@ def test_webhook_json_gives_fields_and_the_decoded_file():
     (webhook_json(callback_url="file:///etc/passwd"), 422, "callback_url: Value error, must be an absolute http"),
     (webhook_json(lineitem="javascript:alert(1)"), 422, "lineitem: Value error"),
     (webhook_json(assignment="../etc"), 422, "assignment: String should match pattern"),
+    (webhook_json(external_id="a\x00b"), 422, "external_id: Value error, must not contain control characters"),
     (webhook_json(callbackUrl="https://x"), 422, "callbackUrl: Extra inputs are not permitted"),
     (webhook_json(submission="not base64!"), 422, "submission: not valid base64"),
     (webhook_json(submission=base64.b64encode(b"x" * 1001).decode()), 413, "1001 bytes, over the 1000-byte limit"),

@@ -62,6 +62,14 @@ class WebhookFields(BaseModel):
 
     _urls = field_validator("callback_url", "lineitem")(http_url)
 
+    @field_validator("external_id", "student", "callback_url", "lineitem")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        """Ids end up in databases and CSV files: control characters (NUL above all) are refused."""
+        if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
 
 class WebhookJson(WebhookFields):
     """The JSON form of the webhook body."""
