@@ -14,14 +14,13 @@ meant for the student.
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 
 import numpy
 import pytest
-import torch
 
 from grader.harness.clients import HarnessError, StudentError, StudentTimeout, TotalTimeout
+from grader.harness.student import seed_everything
 
 
 def check_seed(submission_seed: int, check_id: str) -> int:
@@ -61,9 +60,7 @@ class GraderPlugin:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item):
         self.current_seed = check_seed(self.submission_seed, item.name)
-        random.seed(self.current_seed)
-        numpy.random.seed(self.current_seed % 2**32)
-        torch.manual_seed(self.current_seed)
+        seed_everything(self.current_seed)
         if self.out_of_time or time.monotonic() > self.deadline:
             self.out_of_time = True
             pytest.skip("not run: the submission's total time limit was reached")
