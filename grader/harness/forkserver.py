@@ -73,6 +73,10 @@ class ForkServer:
         scratch = config.get("scratch_root") or tempfile.mkdtemp(prefix="grader-scratch-")
         self.scratch_root = scratch
         self.workdir = os.path.join(scratch, "work")
+        if config.get("grader_tmp"):
+            os.makedirs(config["grader_tmp"], mode=0o700, exist_ok=True)
+            if config.get("grader_uid") is not None:
+                os.chown(config["grader_tmp"], config["grader_uid"], config.get("grader_gid", config["grader_uid"]))
 
     # ---- host loop -------------------------------------------------------------------
     def serve(self) -> None:
@@ -128,6 +132,7 @@ class ForkServer:
             isolation.redirect_stdio(self.config.get("grader_log", os.devnull))
             if self.config.get("grader_uid") is not None:
                 isolation.drop_privileges(self.config["grader_uid"], self.config.get("grader_gid", self.config["grader_uid"]))
+            tempfile.tempdir = self.config.get("grader_tmp")  # None: the usual default
             channel = Channel.of_socket(sock)
             results, notes = self._run_checks(sock, channel, job)
             channel.send_json({"op": "result", "results": results, "notes": notes})

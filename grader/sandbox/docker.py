@@ -270,6 +270,8 @@ class DockerSandbox(ForkServerSandbox):
             "isolate": False,  # the container is the isolation
             "scratch_root": "/tmp",
             "scratch_dirs": SCRATCH_DIRS,
+            # The checks' working directory, out of the student's /tmp (traversable, not listable).
+            "grader_tmp": f"{PRIVATE_DIR}/checks",
         }
         _open_sandboxes.add(self)
         try:
@@ -302,7 +304,7 @@ class DockerSandbox(ForkServerSandbox):
             network_mode="none",
             read_only=True,
             tmpfs={"/tmp": f"rw,nosuid,nodev,size={limits['scratch_mb']}m,mode=1777",
-                   PRIVATE_DIR: "rw,nosuid,nodev,noexec,size=16m,mode=0700"},
+                   PRIVATE_DIR: "rw,nosuid,nodev,noexec,size=64m,mode=0711"},
             shm_size="64m",
             mem_limit=f"{limits['memory_mb']}m", memswap_limit=f"{limits['memory_mb']}m",
             pids_limit=limits["pids"],
