@@ -64,19 +64,26 @@ def warm_up() -> dict:
 
 
 class ForkServer:
+    """Config keys (JSON from the launcher): assignments_dir, reference_dir; student_uid and
+    grader_uid (absent: no uid change); isolate, hide, keep (namespaces and hidden paths, local
+    root only); scratch_root (where the student's work dir goes; absent: a temp dir);
+    scratch_dirs (emptied and checked between submissions); grader_tmp (the checks' temp dir)."""
+
     def __init__(self, config: dict, channel: Channel):
         self.config = config
         self.host = channel
         self.student_uid = config.get("student_uid")
         self.student_gid = config.get("student_gid", self.student_uid)
+        self.grader_uid = config.get("grader_uid")
+        self.grader_gid = config.get("grader_gid", self.grader_uid)
         self.student_pids: list[int] = []
         scratch = config.get("scratch_root") or tempfile.mkdtemp(prefix="grader-scratch-")
         self.scratch_root = scratch
         self.workdir = os.path.join(scratch, "work")
         if config.get("grader_tmp"):
             os.makedirs(config["grader_tmp"], mode=0o700, exist_ok=True)
-            if config.get("grader_uid") is not None:
-                os.chown(config["grader_tmp"], config["grader_uid"], config.get("grader_gid", config["grader_uid"]))
+            if self.grader_uid is not None:
+                os.chown(config["grader_tmp"], self.grader_uid, self.grader_gid)
 
     # ---- host loop -------------------------------------------------------------------
     def serve(self) -> None:
@@ -129,9 +136,9 @@ class ForkServer:
         code = 1
         try:
             isolation.close_fds_except({sock.fileno()})
-            isolation.redirect_stdio(self.config.get("grader_log", os.devnull))
-            if self.config.get("grader_uid") is not None:
-                isolation.drop_privileges(self.config["grader_uid"], self.config.get("grader_gid", self.config["grader_uid"]))
+            isolation.redirect_stdio()
+            if self.grader_uid is not None:
+                isolation.drop_privileges(self.grader_uid, self.grader_gid)
             tempfile.tempdir = self.config.get("grader_tmp")  # None: the usual default
             channel = Channel.of_socket(sock)
             results, notes = self._run_checks(sock, channel, job)
