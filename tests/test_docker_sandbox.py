@@ -29,40 +29,8 @@ SOLUTIONS = sorted(p for p in (SPEC.directory / "solutions").glob("*") if p.suff
 EXPECTED = expected_failures(SPEC)
 SAMPLES = sorted(p for p in SPEC.samples_dir.glob("*") if p.name in EXPECTED)
 
-# A correct submission's five functions, for submissions that also try something else.
-CORRECT = textwrap.dedent("""
-    import torch
-
-    def z_fn(a, b, c):
-        return 2 * (a - b) + c
-
-    def grad_b(a, b, c):
-        b = torch.tensor(float(b), requires_grad=True)
-        z_fn(a, b, c).backward()
-        return b.grad
-
-    def sgd_step(a, b, c, lr):
-        b = torch.tensor(float(b), requires_grad=True)
-        optimizer = torch.optim.SGD([b], lr=lr, maximize=True)
-        z_fn(a, b, c).backward()
-        optimizer.step()
-        return b.detach()
-
-    def maximize(a, b, c, lr, epochs):
-        b = torch.tensor(float(b), requires_grad=True)
-        optimizer = torch.optim.SGD([b], lr=lr, maximize=True)
-        for _ in range(epochs):
-            z_fn(a, b, c).backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        return b.detach()
-
-    def accumulated_grad(a, b, c, times):
-        b = torch.tensor(float(b), requires_grad=True)
-        for _ in range(times):
-            z_fn(a, b, c).backward()
-        return b.grad
-""")
+# A correct submission (the one the hostile suite uses), for submissions that also try something else.
+CORRECT = (Path(__file__).parent / "submissions" / "good.py").read_text()
 
 # Returns whatever it found through z_fn (which then fails its checks, showing the loot in the
 # report); a correct z_fn only when it found nothing.

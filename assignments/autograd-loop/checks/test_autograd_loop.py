@@ -136,10 +136,7 @@ def _train_val(student, reference, rng, optimizer, lr, n_epochs):
     name = {"sgd": "SGD", "momentum": "SGD(momentum=0.9)", "adam": "Adam"}[optimizer]
     what = (f"train_val_loop(n_epochs={n_epochs}, optimizer=<{name} over [params], lr={lr}>, "
             f"params={show(inputs['params'])}, ...) with {len(t_u) - n_val} training and {n_val} validation samples")
-    got = _run(student, "train_val_loop", what, **inputs)
-    if not (isinstance(got, list) and len(got) == 3):
-        raise AssertionError(f"{what} returned {got.get('value') if isinstance(got, dict) else got!r}; "
-                             "expected a tuple (params, train_loss, val_loss)")
+    got = _parts(_run(student, "train_val_loop", what, **inputs), what, "params, train_loss, val_loss")
     return got, reference.run("train_val_loop", **inputs), what, len(t_u) - n_val, n_val
 
 
@@ -178,14 +175,19 @@ def test_train_val_loop_val_loss_no_grad(student, reference, rng):
         "Compute it under torch.no_grad() so that it builds no graph (val_loss.requires_grad must be False)")
 
 
+def _parts(got, what: str, names: str) -> list:
+    """The probe's list for a returned tuple, or a failure naming the tuple the contract wants."""
+    if not (isinstance(got, list) and len(got) == len(names.split(", "))):
+        raise AssertionError(f"{what} returned {got.get('value') if isinstance(got, dict) else got!r}; "
+                             f"expected a tuple ({names})")
+    return got
+
+
 def _split(student, n_samples, val_fraction, seed, global_seed):
     inputs = dict(n_samples=n_samples, val_fraction=val_fraction, seed=seed, global_seed=global_seed)
     what = (f"split_indices(n_samples={n_samples}, val_fraction={val_fraction}, "
             f"generator=torch.Generator().manual_seed({seed}))")
-    got = _run(student, "split_indices", what, **inputs)
-    if not (isinstance(got, list) and len(got) == 2):
-        raise AssertionError(f"{what} returned {got.get('value') if isinstance(got, dict) else got!r}; "
-                             "expected a tuple (train_idx, val_idx)")
+    got = _parts(_run(student, "split_indices", what, **inputs), what, "train_idx, val_idx")
     train, val = (tensor(part, f"{name} of {what}") for part, name in zip(got, ("train_idx", "val_idx")))
     for part, name in ((train, "train_idx"), (val, "val_idx")):
         if part.dim() != 1 or part.dtype != torch.int64:

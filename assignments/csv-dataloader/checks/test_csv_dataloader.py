@@ -131,12 +131,18 @@ def _row_ids(batches, table, what):
     return ids
 
 
-def test_make_loader_batches(student, rng):
+def _loader(student, rng, shuffle: bool, epochs: int):
+    """make_loader on a random table whose row count the batch size does not divide."""
     batch_size, rows = _batching(rng)
     table = _random_table(rng, rows, int(rng.integers(2, 5)))
-    what = f"make_loader({table}, batch_size={batch_size}, shuffle=False)"
-    got = student.run("loader", csv=table.text, name=table.name, batch_size=batch_size, shuffle=False, epochs=1)
+    what = f"make_loader({table}, batch_size={batch_size}, shuffle={shuffle})"
+    got = student.run("loader", csv=table.text, name=table.name, batch_size=batch_size, shuffle=shuffle, epochs=epochs)
     _require(got["is_loader"], f"{what} returned a {got['type']}; expected a torch.utils.data.DataLoader")
+    return batch_size, rows, table, what, got
+
+
+def test_make_loader_batches(student, rng):
+    batch_size, rows, table, what, got = _loader(student, rng, shuffle=False, epochs=1)
     ids = _row_ids(got["epochs"][0], table, what)
     sizes, want = [len(b) for b in ids], [batch_size] * (rows // batch_size) + [rows % batch_size]
     if sizes == want[:-1]:
@@ -149,11 +155,7 @@ def test_make_loader_batches(student, rng):
 
 
 def test_make_loader_shuffle_permutation(student, rng):
-    batch_size, rows = _batching(rng)
-    table = _random_table(rng, rows, int(rng.integers(2, 5)))
-    what = f"make_loader({table}, batch_size={batch_size}, shuffle=True)"
-    got = student.run("loader", csv=table.text, name=table.name, batch_size=batch_size, shuffle=True, epochs=3)
-    _require(got["is_loader"], f"{what} returned a {got['type']}; expected a torch.utils.data.DataLoader")
+    batch_size, rows, table, what, got = _loader(student, rng, shuffle=True, epochs=3)
     orders = [sum(_row_ids(epoch, table, what), []) for epoch in got["epochs"]]
     for number, order in enumerate(orders, 1):
         counts = Counter(order)
